@@ -11,7 +11,8 @@ let package = Package(
     .target(
       name: "LockstepKernel",
       path: "Kernel",
-      sources: ["Core"],
+      exclude: ["Arch", "Init", "Runtime"],
+      sources: ["Core", "SMP", "Sched"],
       swiftSettings: [.enableExperimentalFeature("Extern")]
     ),
     .testTarget(name: "HostTests", dependencies: ["LockstepKernel"], path: "Tests/HostTests"),
@@ -19,6 +20,8 @@ let package = Package(
     .target(name: "HarnessKit", dependencies: ["LockstepKernel"], path: "Tests/Harness/Kit"),
     .executableTarget(
       name: "lockstep-harness", dependencies: ["HarnessKit"], path: "Tests/Harness/Main"),
-    .testTarget(name: "HarnessTests", dependencies: ["HarnessKit"], path: "Tests/HarnessTests"),
+    .testTarget(
+      name: "HarnessTests", dependencies: ["HarnessKit", "LockstepKernel"],
+      path: "Tests/HarnessTests"),
   ]
 )

@@ -1,0 +1,56 @@
+import Synchronization
+
+/// The machine's CPUs: the table from the MADT and one `PerCPU` block per possible CPU.
+enum CPUs {
+  /// CPU numbers and APIC IDs; set once by the boot CPU before any AP starts.
+  nonisolated(unsafe) private(set) static var table: CPUTable? = nil
+  /// Set (release) once `table` and the blocks are complete; APs read it (acquire)
+  /// before touching either.
+  private static let published = Atomic<Bool>(false)
+  /// CPU index whose AP skips its start-up (`test_dead_ap=`), or -1.
+  nonisolated(unsafe) static var deadAPForTesting = -1
+
+  /// Allocates and fills the per-CPU blocks for `table`, installs CPU 0's on the boot
+  /// CPU, and publishes both. Boot CPU, once, interrupts off.
+  static func setUp(_ table: CPUTable) {
+    let count = table.count
+    let blocks = UnsafeMutablePointer<PerCPU>(
+      KernelHeap.allocate(bytes: count * MemoryLayout<PerCPU>.stride, alignment: 64)
+        .assumingMemoryBound(to: PerCPU.self))
+    for index in 0..<count {
+      let block = blocks + index
+      block.initialize(
+        to: PerCPU(
+          selfAddress: UInt64(UInt(bitPattern: block)), index: index,
+          apicID: table.apicID(of: CPUIndex(index)).rawValue))
+    }
+    self.table = table
+    PerCPU.blocks = blocks
+    PerCPU.blockCount = count
+    // Publish the table and blocks; pairs with the acquire in waitForTable().
+    published.store(true, ordering: .releasing)
+  }
+
+  /// For an AP: the table, once the boot CPU has published it.
+  static func publishedTable() -> CPUTable? {
+    // Acquire pairs with the release in setUp(): the blocks are initialised.
+    published.load(ordering: .acquiring) ? table : nil
+  }
+
+  /// Number of possible CPUs (blocks).
+  static var count: Int { PerCPU.blockCount }
+
+  static func state(of index: Int) -> CPUState {
+    // Acquire pairs with the AP's releasing store in APMain: its block is written.
+    CPUState(rawValue: PerCPU.block(index).pointee.state.load(ordering: .acquiring))!
+  }
+
+  /// The CPUs currently online.
+  static var online: CPUSet {
+    var set = CPUSet()
+    for index in 0..<count where state(of: index) == .online {
+      set.insert(CPUIndex(index))
+    }
+    return set
+  }
+}

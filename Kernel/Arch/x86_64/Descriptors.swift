@@ -1,0 +1,125 @@
+/// Segment descriptors, the task-state segment and the interrupt descriptor table.
+///
+/// Long mode ignores segment bases and limits for code and data, but still needs a GDT
+/// for CS, a TSS for the interrupt stack table (IST), and an IDT. Each CPU owns its GDT
+/// and TSS (a TSS descriptor is marked busy once loaded, so CPUs cannot share one); all
+/// CPUs share one IDT.
+struct CPUDescriptors {
+  /// Selectors, matching boot_gdt in Boot/boot.asm (Boot/layout.inc).
+  static let codeSelector: UInt16 = 0x18
+  static let dataSelector: UInt16 = 0x10
+  static let tssSelector: UInt16 = 0x20
+
+  /// IST slots (1-based, as the IDT gate names them) and the vectors using them: NMI,
+  /// double fault and machine check each get a known-good stack (SDM Vol. 3A §6.14.5).
+  static let nmiStack = 1
+  static let doubleFaultStack = 2
+  static let machineCheckStack = 3
+  static let istStackSize = 8192
+
+  /// null, code32, data, code64, TSS (two slots).
+  var gdt = InlineArray<6, UInt64>(repeating: 0)
+  /// 104-byte 64-bit TSS (SDM Vol. 3A Figure 8-11), stored as 13 quadwords.
+  var tss = InlineArray<13, UInt64>(repeating: 0)
+  /// GDTR image: 16-bit limit then 64-bit base (2 quadwords, 10 bytes used).
+  var gdtr = InlineArray<2, UInt64>(repeating: 0)
+}
+
+extension PerCPU {
+  /// Builds this CPU's GDT and TSS with fresh IST stacks, loads them, and loads the
+  /// shared IDT. Runs on the CPU that owns `block`, interrupts off.
+  static func loadDescriptors(_ block: UnsafeMutablePointer<PerCPU>) {
+    withUnsafeMutablePointer(to: &block.pointee.descriptors) { tables in
+      let raw = UnsafeMutableRawPointer(tables)
+      // The tables must be the block's own storage, not a temporary copy: the CPU keeps
+      // using them after this returns.
+      let blockStart = UnsafeMutableRawPointer(block)
+      precondition(raw >= blockStart && raw < blockStart + MemoryLayout<PerCPU>.size)
+      let gdtAddress = UInt64(UInt(bitPattern: raw))
+      let tssAddress = gdtAddress + UInt64(MemoryLayout<InlineArray<6, UInt64>>.size)
+      let gdtrAddress = tssAddress + UInt64(MemoryLayout<InlineArray<13, UInt64>>.size)
+      fillGDT(raw, tssAddress: tssAddress)
+      fillTSS(UnsafeMutableRawPointer(bitPattern: UInt(tssAddress))!)
+      let gdtr = UnsafeMutableRawPointer(bitPattern: UInt(gdtrAddress))!
+      gdtr.storeBytes(of: UInt16(6 * 8 - 1), as: UInt16.self)
+      gdtr.storeBytes(of: gdtAddress, toByteOffset: 2, as: UInt64.self)
+      CPUInstructions.loadGDT(
+        gdtr, code: CPUDescriptors.codeSelector, data: CPUDescriptors.dataSelector)
+      CPUInstructions.loadTaskRegister(CPUDescriptors.tssSelector)
+    }
+    InterruptTable.load()
+  }
+
+  private static func fillGDT(_ gdt: UnsafeMutableRawPointer, tssAddress: UInt64) {
+    // The same flat segments as boot_gdt: null, 32-bit code, data, 64-bit code.
+    gdt.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
+    gdt.storeBytes(of: 0x00CF_9A00_0000_FFFF, toByteOffset: 8, as: UInt64.self)
+    gdt.storeBytes(of: 0x00CF_9200_0000_FFFF, toByteOffset: 16, as: UInt64.self)
+    gdt.storeBytes(of: 0x00AF_9A00_0000_FFFF, toByteOffset: 24, as: UInt64.self)
+    // 64-bit TSS descriptor (SDM Vol. 3A Figure 8-4): type 0x9 "available 64-bit TSS",
+    // present, limit 103.
+    let limit: UInt64 = 104 - 1
+    var low = limit & 0xFFFF
+    low |= (tssAddress & 0xFF_FFFF) << 16
+    low |= 0x89 << 40
+    low |= ((limit >> 16) & 0xF) << 48
+    low |= ((tssAddress >> 24) & 0xFF) << 56
+    gdt.storeBytes(of: low, toByteOffset: 4 * 8, as: UInt64.self)
+    gdt.storeBytes(of: tssAddress >> 32, toByteOffset: 5 * 8, as: UInt64.self)
+  }
+
+  private static func fillTSS(_ tss: UnsafeMutableRawPointer) {
+    tss.initializeMemory(as: UInt8.self, repeating: 0, count: 104)
+    for slot in [
+      CPUDescriptors.nmiStack, CPUDescriptors.doubleFaultStack,
+      CPUDescriptors.machineCheckStack,
+    ] {
+      let stack = KernelHeap.allocate(bytes: CPUDescriptors.istStackSize, alignment: 4096)
+      let top = UInt64(UInt(bitPattern: stack)) + UInt64(CPUDescriptors.istStackSize)
+      // IST n lives at offset 0x24 + 8 * (n - 1); these fields are not 8-byte aligned.
+      tss.storeBytes(of: top, toByteOffset: 0x24 + 8 * (slot - 1), as: UInt64.self)
+    }
+    // I/O map base beyond the limit: no I/O permission bitmap.
+    tss.storeBytes(of: UInt16(104), toByteOffset: 0x66, as: UInt16.self)
+  }
+}
+
+/// The IDT shared by all CPUs: 256 interrupt gates into Boot/interrupts.asm.
+enum InterruptTable {
+  /// Fills the IDT from the asm stub table. Boot CPU, once, before any interrupt.
+  static func build() {
+    let idt = KernelSymbols.idtStorage
+    let stubs = KernelSymbols.interruptStubs
+    for vector in 0..<256 {
+      let handler = stubs[vector]
+      var ist: UInt64 = 0
+      switch vector {
+      case 2: ist = UInt64(CPUDescriptors.nmiStack)
+      case 8: ist = UInt64(CPUDescriptors.doubleFaultStack)
+      case 18: ist = UInt64(CPUDescriptors.machineCheckStack)
+      default: break
+      }
+      // 64-bit interrupt gate (SDM Vol. 3A Figure 6-8): type 0xE, present, DPL 0.
+      var low = handler & 0xFFFF
+      low |= UInt64(CPUDescriptors.codeSelector) << 16
+      low |= ist << 32
+      low |= 0x8E << 40
+      low |= ((handler >> 16) & 0xFFFF) << 48
+      idt[vector * 2] = low
+      idt[vector * 2 + 1] = handler >> 32
+    }
+  }
+
+  /// Loads the IDT on the running CPU.
+  static func load() {
+    var idtr = InlineArray<2, UInt64>(repeating: 0)
+    withUnsafeMutablePointer(to: &idtr) { pointer in
+      let raw = UnsafeMutableRawPointer(pointer)
+      raw.storeBytes(of: UInt16(256 * 16 - 1), as: UInt16.self)
+      raw.storeBytes(
+        of: UInt64(UInt(bitPattern: KernelSymbols.idtStorage)), toByteOffset: 2,
+        as: UInt64.self)
+      CPUInstructions.loadIDT(raw)
+    }
+  }
+}

@@ -1,0 +1,48 @@
+/// The register frame Boot/interrupts.asm builds, lowest address first.
+struct InterruptFrame {
+  var r15, r14, r13, r12, r11, r10, r9, r8: UInt64
+  var rbp, rdi, rsi, rdx, rcx, rbx, rax: UInt64
+  var vector: UInt64
+  var errorCode: UInt64
+  // Pushed by the CPU (SDM Vol. 3A §6.14.2, Figure 6-9).
+  var rip, cs, rflags, rsp, ss: UInt64
+}
+
+/// Interrupt vectors Lockstep assigns (0-31 are the architecture's exceptions).
+enum Vector {
+  /// SDM Vol. 3A Table 6-1.
+  static let nmi: UInt8 = 2
+  static let firstExternal: UInt8 = 32
+  /// Wakes a CPU from `hlt` to look at its mailbox (see `CPUs.run(on:)`).
+  static let wake: UInt8 = 0xF0
+  /// The local APIC's spurious vector; its low 4 bits must be 1111 on old parts
+  /// (SDM Vol. 3A §11.9), and it must not be acknowledged with EOI.
+  static let spurious: UInt8 = 0xFF
+}
+
+/// Entry from Boot/interrupts.asm for every vector, with interrupts off.
+@c(interrupt_dispatch)
+func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
+  let frame = rawFrame.assumingMemoryBound(to: InterruptFrame.self)
+  let vector = UInt8(truncatingIfNeeded: frame.pointee.vector)
+  switch vector {
+  case Vector.nmi:
+    NMI.handle(frame)
+  case 0..<Vector.firstExternal:
+    Panic.exception(frame)
+  case Vector.spurious:
+    break
+  case Vector.wake:
+    LocalAPIC.endOfInterrupt()
+  default:
+    LocalAPIC.endOfInterrupt()
+    log("irq: unexpected vector \(UInt64(vector)) on CPU \(PerCPU.currentIndexOrUnknown)")
+  }
+}
+
+/// Non-maskable interrupts. Nothing sends one yet: the stop machinery will.
+enum NMI {
+  static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    log("nmi: CPU \(PerCPU.currentIndexOrUnknown) at RIP \(hex: frame.pointee.rip)")
+  }
+}

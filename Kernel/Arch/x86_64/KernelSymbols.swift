@@ -1,0 +1,42 @@
+@_extern(c, "kernel_symbols") private func kernel_symbols() -> UnsafePointer<UInt64>
+
+/// Addresses known only to the linker and the asm files (Boot/cpu.asm,
+/// `kernel_symbol_table`); the order here mirrors that table.
+enum KernelSymbols {
+  private enum Slot: Int {
+    case kernelStart, kernelEnd, trampolineStart, trampolineEnd, trampolineLayout
+    case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry
+  }
+
+  private static func address(_ slot: Slot) -> UInt64 { kernel_symbols()[slot.rawValue] }
+
+  /// First byte of the loaded image (1 MiB).
+  static var kernelStart: UInt64 { address(.kernelStart) }
+  /// First byte after the image, page aligned.
+  static var kernelEnd: UInt64 { address(.kernelEnd) }
+  /// The AP trampoline's bytes, to be copied below 1 MiB.
+  static var trampoline: UnsafeRawBufferPointer {
+    let start = address(.trampolineStart)
+    return UnsafeRawBufferPointer(
+      start: UnsafeRawPointer(bitPattern: UInt(start)),
+      count: Int(address(.trampolineEnd) - start))
+  }
+  /// `trampoline_layout`: the parameter block offsets as the asm sees them.
+  static var trampolineLayout: UnsafePointer<UInt64> {
+    UnsafePointer(bitPattern: UInt(address(.trampolineLayout)))!
+  }
+  /// 256 entry-stub addresses, one per vector (Boot/interrupts.asm).
+  static var interruptStubs: UnsafePointer<UInt64> {
+    UnsafePointer(bitPattern: UInt(address(.interruptStubs)))!
+  }
+  /// 4 KiB of zeroed, page-aligned storage for the IDT.
+  static var idtStorage: UnsafeMutablePointer<UInt64> {
+    UnsafeMutablePointer(bitPattern: UInt(address(.idtStorage)))!
+  }
+  /// The per-CPU header APs use before they find their slot (CPU index -1).
+  static var earlyPerCPUForAPs: UInt64 { address(.earlyPerCPUForAPs) }
+  /// `ap_entry` (APMain.swift), where the trampoline calls into Swift.
+  static var apEntry: UInt64 { address(.apEntry) }
+  /// Top of the boot CPU's 16 KiB boot stack.
+  static var bootStackTop: UInt64 { address(.bootStackTop) }
+}

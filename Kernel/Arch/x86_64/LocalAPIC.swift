@@ -1,0 +1,125 @@
+import _Volatile
+
+/// The running CPU's local APIC, in xAPIC mode (MMIO) or x2APIC mode (MSRs).
+///
+/// SDM Vol. 3A chapter 11. Every CPU sees its own APIC at the same address, so one
+/// global describes all of them; the mode is chosen once by the boot CPU and each AP
+/// switches itself to it in `enable()`.
+enum LocalAPIC {
+  /// Register offsets in the xAPIC page (SDM Vol. 3A Table 11-1). In x2APIC mode the
+  /// same register is MSR 0x800 + offset / 16 (Table 11-6).
+  enum Register: UInt32 {
+    case id = 0x20
+    case version = 0x30
+    case taskPriority = 0x80
+    case endOfInterrupt = 0xB0
+    case spuriousInterruptVector = 0xF0
+    case errorStatus = 0x280
+    case interruptCommandLow = 0x300
+    case interruptCommandHigh = 0x310
+    case lvtLINT0 = 0x350
+    case lvtLINT1 = 0x360
+    case lvtError = 0x370
+  }
+
+  enum Mode { case xAPIC, x2APIC }
+
+  /// IA32_APIC_BASE bits (SDM Vol. 3A Figure 11-5).
+  private static let baseEnable: UInt64 = 1 << 11
+  private static let baseX2APICEnable: UInt64 = 1 << 10
+  private static let baseAddressMask: UInt64 = 0xF_FFFF_F000
+  /// SVR bit 8: APIC software enable.
+  private static let softwareEnable: UInt32 = 1 << 8
+  private static let lvtMasked: UInt32 = 1 << 16
+  /// How long an xAPIC ICR write may stay "send pending".
+  private static let deliveryTimeoutNanoseconds: UInt64 = 10_000_000
+
+  nonisolated(unsafe) private(set) static var mode = Mode.xAPIC
+  nonisolated(unsafe) private(set) static var baseAddress: UInt64 = 0xFEE0_0000
+
+  /// Chooses the mode from CPUID (x2APIC when leaf 1 ECX bit 21 says so) and records
+  /// the MMIO base. Boot CPU, before `enable()` anywhere.
+  static func selectMode() {
+    let hasX2APIC = CPUInstructions.cpuid(1).ecx & (1 << 21) != 0
+    mode = hasX2APIC ? .x2APIC : .xAPIC
+    baseAddress = CPUInstructions.readMSR(MSR.apicBase) & baseAddressMask
+  }
+
+  /// Puts the running CPU's APIC in the chosen mode and software-enables it with the
+  /// spurious vector; masks LINT0 (the 8259 is unused). LINT1 keeps the firmware's NMI
+  /// setting. Interrupts off.
+  static func enable() {
+    var base = CPUInstructions.readMSR(MSR.apicBase) | baseEnable
+    if mode == .x2APIC { base |= baseX2APICEnable }
+    CPUInstructions.writeMSR(MSR.apicBase, base)
+    write(.taskPriority, 0)
+    write(.lvtLINT0, lvtMasked)
+    write(.spuriousInterruptVector, softwareEnable | UInt32(Vector.spurious))
+  }
+
+  /// This CPU's APIC ID as the APIC itself reports it (xAPIC: bits 31:24 of the ID
+  /// register; x2APIC: the full 32 bits).
+  static func currentID() -> APICID {
+    let raw = read(.id)
+    return APICID(mode == .x2APIC ? raw : raw >> 24)
+  }
+
+  /// Signals end of interrupt. Not for the spurious vector.
+  static func endOfInterrupt() { write(.endOfInterrupt, 0) }
+
+  static func read(_ register: Register) -> UInt32 {
+    switch mode {
+    case .xAPIC: return mmio(register).load()
+    case .x2APIC: return UInt32(truncatingIfNeeded: CPUInstructions.readMSR(msr(register)))
+    }
+  }
+
+  static func write(_ register: Register, _ value: UInt32) {
+    switch mode {
+    case .xAPIC: mmio(register).store(value)
+    case .x2APIC: CPUInstructions.writeMSR(msr(register), UInt64(value))
+    }
+  }
+
+  /// Sends an inter-processor interrupt. In xAPIC mode waits (bounded) for the
+  /// previous send to leave the APIC and for this one, and reports a stuck ICR with the
+  /// CPU and the target; x2APIC has no delivery status to wait on (SDM §11.12.9).
+  /// Returns false if the ICR stayed busy. Interrupts off, or the caller's CPU cannot
+  /// change under it.
+  @discardableResult
+  static func send(_ command: InterruptCommand) -> Bool {
+    switch mode {
+    case .x2APIC:
+      CPUInstructions.writeMSR(msr(.interruptCommandLow), command.x2APIC)
+      return true
+    case .xAPIC:
+      guard waitForDelivery(command) else { return false }
+      write(.interruptCommandHigh, command.xAPICHigh)
+      write(.interruptCommandLow, command.xAPICLow)
+      return waitForDelivery(command)
+    }
+  }
+
+  private static func waitForDelivery(_ command: InterruptCommand) -> Bool {
+    let start = Clock.nanoseconds()
+    while read(.interruptCommandLow) & InterruptCommand.deliveryStatusBit != 0 {
+      let waited = Clock.nanoseconds() &- start
+      if waited > deliveryTimeoutNanoseconds {
+        log(
+          "apic: CPU \(PerCPU.currentIndexOrUnknown): ICR still busy after \(waited / 1000) us sending vector \(UInt32(command.vector)) to APIC \(command.destination.rawValue)"
+        )
+        return false
+      }
+      CPUInstructions.pause()
+    }
+    return true
+  }
+
+  private static func mmio(_ register: Register) -> VolatileMappedRegister<UInt32> {
+    VolatileMappedRegister<UInt32>(unsafeBitPattern: UInt(baseAddress) + UInt(register.rawValue))
+  }
+
+  private static func msr(_ register: Register) -> UInt32 {
+    MSR.x2APICBase + register.rawValue >> 4
+  }
+}

@@ -1,0 +1,89 @@
+import Synchronization
+
+/// Where a CPU is in its life. Transitions: offline -> starting (boot CPU, before
+/// INIT-SIPI-SIPI) -> online (the AP itself) or -> failed (the boot CPU, at its deadline).
+/// Both of the last two are compare-exchanges from `starting`, so an AP that arrives after
+/// the boot CPU gave up on it sees `failed` and halts instead of joining late.
+enum CPUState: UInt8 {
+  case offline = 0
+  case starting = 1
+  case online = 2
+  case failed = 3
+}
+
+/// One CPU's private block, reached through GS (IA32_GS_BASE).
+///
+/// The first three fields are read by offset from asm and `PerCPU.current*` helpers
+/// (GS:0 self, GS:8 CPU index, GS:16 APIC ID); `early_percpu_*` in Boot/boot.asm have
+/// the same header. The `boot` suite checks the layout on every CPU.
+struct PerCPU: ~Copyable {
+  /// Address of this block (GS:0).
+  let selfAddress: UInt64
+  /// Dense CPU number (GS:8).
+  let index: Int
+  /// The local APIC ID the MADT gave for this CPU (GS:16).
+  let apicID: UInt32
+  /// Where the CPU is in its life; see `CPUState`.
+  let state = Atomic<UInt8>(CPUState.offline.rawValue)
+  /// Work asked of this CPU while it idles (`RemoteWork`), 0 when none.
+  let request = Atomic<UInt8>(0)
+  /// Times this CPU ran `RemoteWork.acknowledge`.
+  let acknowledgements = Atomic<Int>(0)
+  /// This CPU's kernel stack, [stackBottom, stackTop).
+  var stackBottom: UInt64 = 0
+  var stackTop: UInt64 = 0
+  /// TSC when the CPU marked itself online.
+  var onlineTSC: UInt64 = 0
+  /// What the CPU saw of itself when it came online, for the `boot` suite.
+  var observed = SelfObservation()
+  /// Descriptor tables owned by this CPU.
+  var descriptors = CPUDescriptors()
+
+  init(selfAddress: UInt64, index: Int, apicID: UInt32) {
+    self.selfAddress = selfAddress
+    self.index = index
+    self.apicID = apicID
+  }
+}
+
+/// Values a CPU records about itself as it comes online; checked later by tests.
+struct SelfObservation {
+  var gsSelf: UInt64 = 0
+  var gsIndex: UInt64 = 0
+  var stackPointer: UInt64 = 0
+  var hardwareAPICID: UInt32 = 0
+}
+
+extension PerCPU {
+  /// Byte offsets of the header fields, as asm reads them.
+  static let selfOffset = 0
+  static let indexOffset = 8
+
+  /// The blocks of all possible CPUs, indexed by CPU number; nil until `CPUs.setUp`.
+  nonisolated(unsafe) static var blocks: UnsafeMutablePointer<PerCPU>? = nil
+  /// How many blocks `blocks` holds.
+  nonisolated(unsafe) static var blockCount = 0
+
+  /// The running CPU's number, or -1 for an AP that has not found its slot yet.
+  /// Any context: one GS-relative load, no lock, no lazy global.
+  static var currentIndexOrUnknown: Int {
+    Int(truncatingIfNeeded: CPUInstructions.readPerCPU(indexOffset))
+  }
+
+  /// The running CPU's block.
+  /// - Precondition: per-CPU blocks are installed on this CPU.
+  static var current: UnsafeMutablePointer<PerCPU> {
+    UnsafeMutablePointer(bitPattern: UInt(CPUInstructions.readPerCPU(selfOffset)))!
+  }
+
+  /// CPU `index`'s block.
+  static func block(_ index: Int) -> UnsafeMutablePointer<PerCPU> {
+    precondition(index >= 0 && index < blockCount, "CPU index out of range")
+    return blocks! + index
+  }
+
+  /// Points GS at `block` on the running CPU.
+  static func install(_ block: UnsafeMutablePointer<PerCPU>) {
+    CPUInstructions.writeMSR(MSR.gsBase, UInt64(UInt(bitPattern: block)))
+  }
+}

@@ -1,0 +1,53 @@
+/// The 16550 UART on COM1, polled, 115200 8N1.
+///
+/// Register offsets and bits from the PC16550D datasheet (National Semiconductor, 1995),
+/// §8 "Registers". Output only: the console is how the kernel reports to the harness.
+enum Serial {
+  private enum Register: UInt16 {
+    case data = 0  // THR when written; with DLAB set, divisor latch low
+    case interruptEnable = 1  // IER; with DLAB set, divisor latch high
+    case fifoControl = 2  // FCR
+    case lineControl = 3  // LCR
+    case modemControl = 4  // MCR
+    case lineStatus = 5  // LSR
+  }
+
+  private static let lcrDivisorLatchAccess: UInt8 = 1 << 7
+  private static let lcr8N1: UInt8 = 0x03
+  private static let fcrEnableAndClear: UInt8 = 0x07
+  private static let mcrDTRAndRTS: UInt8 = 0x03
+  private static let lsrTransmitHoldingEmpty: UInt8 = 1 << 5
+  /// Polls of LSR before a byte is sent anyway. QEMU's UART is always ready; a real one
+  /// at 115200 baud drains a byte in ~87 us, far below this many port reads.
+  private static let readyPollLimit = 100_000
+
+  private static func write(_ register: Register, _ value: UInt8) {
+    CPUInstructions.outb(Port.com1 + register.rawValue, value)
+  }
+
+  private static func read(_ register: Register) -> UInt8 {
+    CPUInstructions.inb(Port.com1 + register.rawValue)
+  }
+
+  /// Programs COM1 for 115200 8N1 with FIFOs on and its interrupts off.
+  /// - Precondition: boot CPU, before any other CPU runs.
+  static func initialize() {
+    write(.interruptEnable, 0)
+    write(.lineControl, lcrDivisorLatchAccess)
+    write(.data, 1)  // divisor 1: 115200 baud from the 1.8432 MHz clock
+    write(.interruptEnable, 0)
+    write(.lineControl, lcr8N1)
+    write(.fifoControl, fcrEnableAndClear)
+    write(.modemControl, mcrDTRAndRTS)
+  }
+
+  /// Sends one byte, waiting a bounded time for the transmitter.
+  /// Any context; the caller serialises whole lines (see `Console`).
+  static func send(_ byte: UInt8) {
+    var polls = 0
+    while read(.lineStatus) & lsrTransmitHoldingEmpty == 0 && polls < readyPollLimit {
+      polls += 1
+    }
+    write(.data, byte)
+  }
+}

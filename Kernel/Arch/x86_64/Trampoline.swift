@@ -1,0 +1,46 @@
+/// The AP trampoline's placement and parameter block, mirroring Boot/layout.inc.
+///
+/// Boot/trampoline.asm opens with the whole hand-off; in short, the boot CPU copies the
+/// trampoline to `base`, fills `TrampolineParameters` at `parametersAddress`, and names
+/// page `base >> 12` in the STARTUP IPI.
+enum Trampoline {
+  /// Where the code is copied: page aligned, below 1 MiB (the SIPI vector is a page
+  /// number, SDM Vol. 3A §11.6.1), and in RAM the memory map calls usable.
+  static let base: UInt64 = 0x8000
+  /// Where the parameter block lives (base + 0xF00, after the code).
+  static let parametersAddress: UInt64 = 0x8F00
+
+  /// The STARTUP IPI's vector: the trampoline's page number.
+  static var startupPage: UInt8 { UInt8(base >> 12) }
+
+  static var parameters: UnsafeMutablePointer<TrampolineParameters> {
+    UnsafeMutablePointer(bitPattern: UInt(parametersAddress))!
+  }
+
+  /// Copies the code below 1 MiB and fills the parameter block. Boot CPU, before the
+  /// first INIT; the copy is complete before any SIPI names the page.
+  static func install(_ parameters: TrampolineParameters) {
+    let code = KernelSymbols.trampoline
+    precondition(base + UInt64(code.count) <= parametersAddress, "trampoline overlaps its parameters")
+    let destination = UnsafeMutableRawPointer(bitPattern: UInt(base))!
+    destination.copyMemory(from: code.baseAddress!, byteCount: code.count)
+    self.parameters.initialize(to: parameters)
+  }
+}
+
+/// The trampoline's parameter block. Field order and offsets are those of TP_* in
+/// Boot/layout.inc; the `boot` suite checks them against `trampoline_layout`.
+struct TrampolineParameters {
+  /// Page-table root the AP loads before enabling paging.
+  var cr3: UInt64
+  /// 64-bit entry point, called as apEntry(stackTop, ticket).
+  var entry: UInt64
+  /// Stack pool: `stackCount` stacks of `stackSize` bytes from `stackBase`.
+  var stackBase: UInt64
+  var stackSize: UInt64
+  var stackCount: UInt64
+  /// Next ticket; each arriving AP takes one with `lock xadd` and uses that stack.
+  var nextTicket: UInt64
+  /// GS base until the AP knows its CPU number (a header saying "CPU -1").
+  var gsBase: UInt64
+}

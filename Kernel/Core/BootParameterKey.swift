@@ -1,0 +1,137 @@
+// The kernel command-line keys Lockstep recognises, and the byte-level grammar of their
+// names and integer values. `BootParameters` applies them.
+
+/// A command-line key Lockstep recognises: this enum is the static list of them.
+///
+/// Names match as Linux's `parameq()` does: `-` and `_` are interchangeable.
+enum BootParameterKey: Int, CaseIterable {
+  /// `nosmp`: run on the boot CPU only. Linux: early_param("nosmp").
+  case nosmp
+  /// `bench`: run the in-kernel benchmarks.
+  case bench
+  /// `maxcpus=N`: CPUs brought online at boot; 0 disables SMP. Linux: setup_max_cpus.
+  case maxcpus
+  /// `nr_cpus=N`: hard limit on possible CPUs, N > 0; only lowers. Linux: nr_cpu_ids.
+  case nrCPUs
+  /// `ktest=a,b,c`: in-kernel test suites to run, in order.
+  case ktest
+  /// `ap_timeout_ms=N`: how long the boot CPU waits for an AP per bring-up attempt.
+  case apTimeoutMS
+  /// `test_dead_ap=N`: test only; the AP of CPU index N (not the boot CPU) skips its start-up.
+  case testDeadAP
+  /// `csd_timeout_ms=N`: cross-call watchdog; a call unanswered this long is reported.
+  case csdTimeoutMS
+  /// `bench_boots=N`: how many boots a benchmark run spans.
+  case benchBoots
+
+  /// How a key takes its value.
+  enum Kind {
+    /// A bare word; `key=value` is an error.
+    case flag
+    /// `key=N`, N decimal or `0x` hex, validated when parsed.
+    case integer
+    /// `key=a,b,c`, a comma-separated list of names.
+    case list
+  }
+
+  /// The key as written on the command line.
+  var name: StaticString {
+    switch self {
+    case .nosmp: "nosmp"
+    case .bench: "bench"
+    case .maxcpus: "maxcpus"
+    case .nrCPUs: "nr_cpus"
+    case .ktest: "ktest"
+    case .apTimeoutMS: "ap_timeout_ms"
+    case .testDeadAP: "test_dead_ap"
+    case .csdTimeoutMS: "csd_timeout_ms"
+    case .benchBoots: "bench_boots"
+    }
+  }
+
+  /// How this key takes its value.
+  var kind: Kind {
+    switch self {
+    case .nosmp, .bench: .flag
+    case .ktest: .list
+    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .csdTimeoutMS, .benchBoots: .integer
+    }
+  }
+
+  /// Whether a syntactically valid integer is allowed for this key.
+  ///
+  /// - Parameter value: the parsed, non-negative value.
+  /// - Returns: `false` if the value must be reported as out of range and ignored.
+  func accepts(_ value: Int) -> Bool {
+    switch self {
+    // Linux ignores nr_cpus <= 0 (`if (nr_cpus > 0 && ...)`).
+    case .nrCPUs: value > 0
+    // The boot CPU runs this code; only an AP can be told to play dead.
+    case .testDeadAP: value >= 1 && value < maxCPUs
+    default: true
+    }
+  }
+
+  /// The key whose name is `name`, treating `-` and `_` alike.
+  ///
+  /// - Parameter name: the bytes before `=` in a command-line token.
+  /// - Returns: the key, or `nil` if it is not recognised.
+  static func matching(_ name: UnsafeRawBufferPointer) -> BootParameterKey? {
+    for key in allCases where key.name.withUTF8Buffer({ sameName(name, $0) }) {
+      return key
+    }
+    return nil
+  }
+
+  /// Compares two parameter names byte by byte, `-` equal to `_` (Linux: parameq()).
+  private static func sameName(
+    _ given: UnsafeRawBufferPointer, _ known: UnsafeBufferPointer<UInt8>
+  ) -> Bool {
+    guard given.count == known.count else { return false }
+    for index in 0..<given.count {
+      let a = given[index] == UInt8(ascii: "-") ? UInt8(ascii: "_") : given[index]
+      let b = known[index] == UInt8(ascii: "-") ? UInt8(ascii: "_") : known[index]
+      if a != b {
+        return false
+      }
+    }
+    return true
+  }
+
+  /// Parses a non-negative integer: decimal digits, or `0x`/`0X` then hex digits.
+  ///
+  /// - Note: Linux's get_option() also takes a sign and reads a leading `0` as octal; here
+  ///   a sign is malformed and `010` is ten, so a value means what it looks like.
+  /// - Parameter bytes: the whole value; anything but digits (including nothing) fails.
+  /// - Returns: the value, or `nil` if malformed or above `Int.max`.
+  static func integer(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    var digits = bytes[...]
+    var radix = 10
+    if bytes.count >= 2, bytes[0] == UInt8(ascii: "0"),
+      bytes[1] == UInt8(ascii: "x") || bytes[1] == UInt8(ascii: "X")
+    {
+      radix = 16
+      digits = bytes[2...]
+    }
+    guard !digits.isEmpty else { return nil }
+    var value = 0
+    for byte in digits {
+      guard let digit = digitValue(byte), digit < radix else { return nil }
+      let (shifted, overflowA) = value.multipliedReportingOverflow(by: radix)
+      let (sum, overflowB) = shifted.addingReportingOverflow(digit)
+      guard !overflowA, !overflowB else { return nil }
+      value = sum
+    }
+    return value
+  }
+
+  /// The value of one hex digit byte, or `nil` if the byte is not a hex digit.
+  private static func digitValue(_ byte: UInt8) -> Int? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a")) + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A")) + 10
+    default: nil
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import Synchronization
+
+/// Finding the CPUs, starting them, and saying what came of it (Linux: smp_init()).
+enum BootCPUs {
+  /// Default wait per bring-up attempt (`ap_timeout_ms=` overrides). Under TCG on two
+  /// host cores 64 APs come up in well under this; see docs/benchmarks.md.
+  static let defaultAPTimeoutMilliseconds = 200
+
+  /// Builds the CPU table from the MADT under the command line's limits, sets up the
+  /// per-CPU blocks, and makes the boot CPU CPU 0. Returns the limits applied.
+  static func setUp(madt: MADT?, parameters: BootParameters) -> CPULimits {
+    let bootAPIC = LocalAPIC.currentID()
+    let table: CPUTable
+    let limits: CPULimits
+    if let madt {
+      let present = CPUTable.build(processors: madt.processors, bootAPICID: bootAPIC, limit: maxCPUs)
+      limits = parameters.limits(presentCPUs: present.count)
+      table = CPUTable.build(processors: madt.processors, bootAPICID: bootAPIC, limit: limits.possible)
+    } else {
+      log("smp: no MADT; running on the boot CPU alone")
+      table = CPUTable.bootOnly(bootAPIC)
+      limits = parameters.limits(presentCPUs: 1)
+    }
+    for diagnostic in table.diagnostics { log("smp: \(line: describe(diagnostic))") }
+    log("smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")")
+    CPUs.setUp(table)
+    let boot = PerCPU.block(0)
+    PerCPU.install(boot)
+    boot.pointee.stackTop = KernelSymbols.bootStackTop
+    boot.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
+    PerCPU.loadDescriptors(boot)
+    recordSelf(boot, apicID: bootAPIC)
+    boot.pointee.state.store(CPUState.online.rawValue, ordering: .releasing)  // pairs with CPUs.state(of:)
+    return limits
+  }
+
+  /// Starts the APs the limits allow.
+  static func startSecondaries(limits: CPULimits, parameters: BootParameters) -> APStartup.Outcome {
+    CPUs.deadAPForTesting = parameters.integer("test_dead_ap") ?? -1
+    let timeout = parameters.integer("ap_timeout_ms") ?? defaultAPTimeoutMilliseconds
+    let policy = APStartup.Policy(timeoutNanoseconds: UInt64(timeout) * 1_000_000)
+    return APStartup.bringUp(count: limits.bootOnline, policy: policy)
+  }
+
+  /// Prints Linux's "Brought up N CPUs", the CPU table, and one machine-readable line.
+  static func announce(_ outcome: APStartup.Outcome) {
+    let online = CPUs.online
+    log("Brought up \(online.count) CPUs")
+    var apicIDs: [Int] = []
+    for index in 0..<CPUs.count {
+      let block = PerCPU.block(index)
+      let state = CPUs.state(of: index)
+      let latency = state == .online && index > 0
+        ? Clock.ticksToNanoseconds(block.pointee.onlineTSC &- outcome.firstINITTicks) / 1000 : 0
+      log("  CPU \(index)  APIC \(block.pointee.apicID)  \(name(state))\(index == 0 ? "  (boot)" : "")  \(latency) us")
+      if state == .online { apicIDs.append(Int(block.pointee.apicID)) }
+    }
+    // cpulist form, so 64 CPUs fit a line. APIC IDs are listed in CPU order, which
+    // is ascending on every machine QEMU builds; cpulist needs ascending input.
+    var line: LogLine = "smp: online cpus="
+    line.append(cpuList: online.map { $0.rawValue })
+    line.append(" apic=")
+    line.append(cpuList: apicIDs.sorted())
+    log(line)
+  }
+
+  private static func name(_ state: CPUState) -> StaticString {
+    switch state {
+    case .offline: "offline"
+    case .starting: "starting"
+    case .online: "online"
+    case .failed: "failed"
+    }
+  }
+
+  private static func describe(_ diagnostic: CPUTableDiagnostic) -> LogLine {
+    switch diagnostic {
+    case .bootCPUMissingFromMADT(let id): "boot CPU's APIC ID \(id.rawValue) is not in the MADT; it is CPU 0 anyway"
+    case .duplicate(let id): "APIC ID \(id.rawValue) listed twice; second entry ignored"
+    case .notEnabled(let id, let capable): "APIC ID \(id.rawValue) disabled in the MADT\(capable ? " (online capable)" : ""); not started"
+    case .overLimit(let id): "APIC ID \(id.rawValue) beyond nr_cpus; not possible"
+    case .tooMany(let id): "APIC ID \(id.rawValue) beyond maxCPUs; ignored"
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import Synchronization
+
+/// The panic report: what a kernel engineer needs to find a crash from the serial log
+/// alone. Printed once (the first CPU to panic wins; others halt), then QEMU exits with
+/// status 37 through isa-debug-exit.
+enum Panic {
+  /// 0 while no CPU has panicked; then the panicking CPU's index + 1.
+  private static let owner = Atomic<Int>(0)
+
+  /// Exception names, SDM Vol. 3A Table 6-1.
+  private static func name(_ vector: UInt64) -> StaticString {
+    switch vector {
+    case 0: "#DE divide error"
+    case 1: "#DB debug"
+    case 2: "NMI"
+    case 3: "#BP breakpoint"
+    case 4: "#OF overflow"
+    case 5: "#BR bound range exceeded"
+    case 6: "#UD invalid opcode (a Swift runtime trap is ud2)"
+    case 7: "#NM device not available"
+    case 8: "#DF double fault"
+    case 10: "#TS invalid TSS"
+    case 11: "#NP segment not present"
+    case 12: "#SS stack-segment fault"
+    case 13: "#GP general protection"
+    case 14: "#PF page fault"
+    case 16: "#MF x87 floating-point error"
+    case 17: "#AC alignment check"
+    case 18: "#MC machine check"
+    case 19: "#XM SIMD floating-point exception"
+    case 20: "#VE virtualization exception"
+    case 21: "#CP control protection"
+    default: "reserved"
+    }
+  }
+
+  /// Reports an exception taken by the running CPU and ends the machine.
+  /// Exception context, interrupts off.
+  static func exception(_ frame: UnsafeMutablePointer<InterruptFrame>) -> Never {
+    enter()
+    let f = frame.pointee
+    let cpu = PerCPU.currentIndexOrUnknown
+    log("PANIC: CPU \(cpu): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
+    log("PANIC: RIP=\(hex: f.rip, digits: 16) CS=\(hex: f.cs) RFLAGS=\(hex: f.rflags)")
+    log("PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: CPUInstructions.readCR2(), digits: 16)")
+    log("PANIC: RAX=\(hex: f.rax, digits: 16) RBX=\(hex: f.rbx, digits: 16) RCX=\(hex: f.rcx, digits: 16)")
+    log("PANIC: RDX=\(hex: f.rdx, digits: 16) RSI=\(hex: f.rsi, digits: 16) RDI=\(hex: f.rdi, digits: 16)")
+    log("PANIC: RBP=\(hex: f.rbp, digits: 16) R8=\(hex: f.r8, digits: 16) R9=\(hex: f.r9, digits: 16)")
+    log("PANIC: R10=\(hex: f.r10, digits: 16) R11=\(hex: f.r11, digits: 16) R12=\(hex: f.r12, digits: 16)")
+    log("PANIC: R13=\(hex: f.r13, digits: 16) R14=\(hex: f.r14, digits: 16) R15=\(hex: f.r15, digits: 16)")
+    finish()
+  }
+
+  /// Reports a kernel-detected fatal condition and ends the machine. Any context.
+  static func halt(_ message: LogLine) -> Never {
+    enter()
+    log("PANIC: CPU \(PerCPU.currentIndexOrUnknown): \(line: message)")
+    log("PANIC: RSP=\(hex: CPUInstructions.readStackPointer(), digits: 16)")
+    finish()
+  }
+
+  /// Claims the report. A second CPU panicking meanwhile halts quietly; the same CPU
+  /// faulting inside its own report leaves at once rather than recurse.
+  private static func enter() {
+    CPUInstructions.disableInterrupts()
+    let me = PerCPU.currentIndexOrUnknown + 2
+    let claim = owner.compareExchange(expected: 0, desired: me, ordering: .relaxed)
+    if claim.exchanged { return }
+    if claim.original == me { DebugExit.exit(.panicked) }
+    while true { CPUInstructions.halt() }
+  }
+
+  private static func finish() -> Never {
+    log("PANIC: end of report")
+    DebugExit.exit(.panicked)
+  }
+}

@@ -1,0 +1,30 @@
+/// What the portable SMP and scheduling code needs from the machine it runs on.
+///
+/// Requirements are static so generic code (`SpinLock<Platform>`, later the call queue
+/// and stop_machine) is specialised per platform in Embedded Swift: no existential, no
+/// indirect call. The kernel provides `X86_64Platform`; host tests provide threads.
+public protocol SMPPlatform {
+  /// The CPU running the caller. Any context.
+  static var currentCPU: CPUIndex { get }
+  /// Disables interrupts on the running CPU and returns how they were.
+  static func saveAndDisableInterrupts() -> InterruptState
+  /// Puts interrupts back as `state` says.
+  static func restoreInterrupts(_ state: InterruptState)
+  /// A spin-wait hint (x86 `pause`).
+  static func relax()
+  /// Monotonic nanoseconds since boot, comparable across CPUs.
+  static func nanoseconds() -> UInt64
+  /// Writes a line to the log. Any context, never allocates.
+  static func log(_ line: LogLine)
+  /// Reports a fatal condition and stops the machine.
+  static func panic(_ line: LogLine) -> Never
+}
+
+/// Saved interrupt-enable state, opaque to portable code.
+public struct InterruptState: Sendable {
+  /// The platform's encoding (RFLAGS on x86-64).
+  public let raw: UInt64
+
+  /// Wraps a platform value.
+  public init(raw: UInt64) { self.raw = raw }
+}

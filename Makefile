@@ -1,0 +1,96 @@
+# Lockstep: build the kernel image, boot it, test it.
+# `make help` lists the targets.
+
+SWIFTC  ?= swiftc
+NASM    ?= nasm
+QEMU    ?= qemu-system-x86_64
+LD      := $(shell command -v ld.lld 2>/dev/null || echo ld)
+OBJCOPY ?= objcopy
+SMP     ?= 4
+ACCEL   ?= tcg
+MACHINE ?= pc
+APPEND  ?=
+BOOTS   ?= 5
+VCPUS   ?= 1,2,4,8,16,32,64
+
+BUILD   := build
+KERNEL  := $(BUILD)/kernel.elf
+IMAGE   := $(BUILD)/kernel.elf32
+
+# One whole-module Embedded Swift object from every kernel source (see DESIGN.md).
+SWIFT_DIRS    := Kernel/Core Kernel/SMP Kernel/Sched Kernel/Arch/x86_64 Kernel/Init \
+                 Kernel/Runtime Tests/KernelTests
+SWIFT_SOURCES := $(shell find $(SWIFT_DIRS) -name '*.swift' 2>/dev/null | sort)
+ASM_SOURCES   := $(wildcard Boot/*.asm)
+ASM_OBJECTS   := $(patsubst Boot/%.asm,$(BUILD)/boot/%.o,$(ASM_SOURCES))
+
+SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
+  -module-name Kernel \
+  -enable-experimental-feature Embedded \
+  -enable-experimental-feature Extern \
+  -enable-experimental-feature Volatile \
+  -Xcc -mno-red-zone -Xcc -mno-sse -Xcc -mno-mmx \
+  -Xfrontend -disable-stack-protector \
+  -Xfrontend -function-sections \
+  -warnings-as-errors
+
+.PHONY: all deps run check bench debug clean help host-test harness-check kernel-check
+
+all: $(IMAGE)
+
+help:
+	@echo "make            build $(KERNEL) and $(IMAGE)"
+	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
+	@echo "make check      host tests (swift test), kernel build, QEMU harness matrix"
+	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
+	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
+	@echo "make deps       check and install nasm, QEMU, linker"
+	@echo "make clean"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/boot/%.o: Boot/%.asm Boot/layout.inc | $(BUILD)/boot
+	@echo "  NASM    $<"
+	@$(NASM) -f elf64 -w+all -o $@ $<
+
+$(BUILD)/swift.o: $(SWIFT_SOURCES) Makefile | $(BUILD)
+	@echo "  SWIFTC  $(words $(SWIFT_SOURCES)) files -> $@"
+	@$(SWIFTC) $(SWIFT_FLAGS) -c $(SWIFT_SOURCES) -o $@
+
+$(KERNEL): $(ASM_OBJECTS) $(BUILD)/swift.o Linker/kernel.ld
+	@echo "  LD      $@"
+	@$(LD) -nostdlib -static --gc-sections -z max-page-size=4096 -z noexecstack \
+	  -T Linker/kernel.ld -o $@ $(ASM_OBJECTS) $(BUILD)/swift.o
+
+# QEMU's Multiboot loader takes ELF32 only; the 64-bit code inside is unchanged.
+$(IMAGE): $(KERNEL)
+	@echo "  OBJCOPY $@"
+	@$(OBJCOPY) -O elf32-i386 $< $@
+
+$(BUILD) $(BUILD)/boot:
+	mkdir -p $@
+
+run: deps $(IMAGE)
+	@scripts/qemu.sh run $(IMAGE) "$(SMP)" "$(MACHINE)" "$(ACCEL)" "$(APPEND)"
+
+debug: deps $(IMAGE)
+	@scripts/qemu.sh debug $(IMAGE) "$(SMP)" "$(MACHINE)" "$(ACCEL)" "$(APPEND)"
+
+host-test:
+	swift test
+
+harness-check: $(IMAGE)
+	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL)
+
+check: deps
+	@$(MAKE) --no-print-directory host-test
+	@$(MAKE) --no-print-directory $(IMAGE)
+	@$(MAKE) --no-print-directory harness-check
+
+bench: deps $(IMAGE)
+	swift run -c release lockstep-harness bench --kernel $(IMAGE) --accel $(ACCEL) \
+	  --vcpus $(VCPUS) --boots $(BOOTS) --json $(BUILD)/bench.json
+
+clean:
+	rm -rf $(BUILD)

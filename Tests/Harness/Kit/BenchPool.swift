@@ -1,0 +1,100 @@
+import LockstepKernel
+// Benchmark samples from `bench` lines, pooled per (metric, vCPU count) across boots.
+
+/// One benchmark line of the serial log.
+public enum BenchLine: Equatable, Sendable {
+  /// `bench <metric> <unit> <v1> <v2> ...`: samples of one metric.
+  case samples(metric: String, unit: String, values: [UInt64])
+  /// `bench-note <free text>`.
+  case note(String)
+
+  /// Parses one log line.
+  /// - Returns: The line, or nil for any other line or a malformed `bench` line.
+  public static func parse(_ line: Substring) -> BenchLine? {
+    if line.hasPrefix("bench-note ") {
+      return .note(String(line.dropFirst("bench-note ".count)))
+    }
+    let words = line.split(separator: " ")
+    guard words.count >= 4, words[0] == "bench" else { return nil }
+    let values = words[3...].compactMap { UInt64($0) }
+    guard values.count == words.count - 3 else { return nil }
+    return .samples(metric: String(words[1]), unit: String(words[2]), values: values)
+  }
+}
+
+/// Samples of every (metric, vCPU count) seen so far, and the notes the kernel printed.
+public struct BenchPool: Sendable {
+  /// A metric measured at one vCPU count.
+  public struct Key: Hashable, Sendable {
+    /// The vCPU count of the boots.
+    public var vcpus: Int
+    /// The metric's name.
+    public var metric: String
+
+    /// Creates a key.
+    public init(vcpus: Int, metric: String) {
+      self.vcpus = vcpus
+      self.metric = metric
+    }
+  }
+
+  /// The metric every other one is compared with: a cache line's round trip between CPUs.
+  public static let floorMetric = "cacheline_rtt"
+
+  /// Keys in the order first seen.
+  public private(set) var keys: [Key] = []
+  /// Pooled samples per key.
+  public private(set) var samples: [Key: [UInt64]] = [:]
+  /// The unit of each key, as first printed.
+  public private(set) var units: [Key: String] = [:]
+  /// Distinct `bench-note` texts, in the order first seen.
+  public private(set) var notes: [String] = []
+
+  /// Creates an empty pool.
+  public init() {}
+
+  /// Adds every `bench` and `bench-note` line of one boot's log.
+  /// - Parameters:
+  ///   - log: The boot's serial log.
+  ///   - vcpus: The boot's vCPU count.
+  public mutating func add(_ log: SerialLog, vcpus: Int) {
+    for line in log.lines.compactMap(BenchLine.parse) {
+      switch line {
+      case .note(let text):
+        if !notes.contains(text) { notes.append(text) }
+      case .samples(let metric, let unit, let values):
+        let key = Key(vcpus: vcpus, metric: metric)
+        if samples[key] == nil {
+          keys.append(key)
+          units[key] = unit
+        }
+        samples[key, default: []] += values
+      }
+    }
+  }
+
+  /// One figure per key, ordered by vCPU count and then by first appearance.
+  public var figures: [BenchFigure] {
+    // Sort on (vCPUs, first appearance): explicit, since sort stability is not promised.
+    let order = keys.enumerated()
+      .sorted { ($0.element.vcpus, $0.offset) < ($1.element.vcpus, $1.offset) }
+      .map(\.element)
+    return order.compactMap { key in
+      let summary = Statistics.summary(samples[key] ?? [])
+      guard summary.count > 0 else { return nil }
+      return BenchFigure(
+        vcpus: key.vcpus, metric: key.metric, unit: units[key] ?? "", summary: summary,
+        floorRatio: floorRatio(of: key, median: summary.median))
+    }
+  }
+
+  /// median / median of the floor metric at the same vCPU count; nil without a floor, below
+  /// 2 vCPUs, or when the units differ (the ratio would mean nothing).
+  private func floorRatio(of key: Key, median: UInt64) -> Double? {
+    let floorKey = Key(vcpus: key.vcpus, metric: BenchPool.floorMetric)
+    guard key.vcpus >= 2, units[floorKey] == units[key],
+      case let floor = Statistics.summary(samples[floorKey] ?? []), floor.median > 0
+    else { return nil }
+    return Double(median) / Double(floor.median)
+  }
+}

@@ -1,0 +1,112 @@
+import LockstepKernel
+import Foundation
+
+// Benchmark figures: the table `bench` prints and the JSON it writes.
+
+/// The summary of one metric at one vCPU count, pooled across boots.
+public struct BenchFigure: Codable, Equatable, Sendable {
+  /// The vCPU count.
+  public var vcpus: Int
+  /// The metric's name, as the kernel printed it.
+  public var metric: String
+  /// The unit, as the kernel printed it.
+  public var unit: String
+  /// How many samples.
+  public var n: Int
+  /// Nearest-rank median.
+  public var median: UInt64
+  /// Nearest-rank 99th percentile.
+  public var p99: UInt64
+  /// Smallest sample.
+  public var min: UInt64
+  /// Largest sample.
+  public var max: UInt64
+  /// The median over the floor metric's median at the same vCPU count, when meaningful.
+  public var floorRatio: Double?
+
+  private enum CodingKeys: String, CodingKey {
+    case vcpus, metric, unit, n, median, p99, min, max
+    case floorRatio = "floor_ratio"
+  }
+
+  /// Creates a figure from a summary.
+  public init(vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?)
+  {
+    self.vcpus = vcpus
+    self.metric = metric
+    self.unit = unit
+    n = summary.count
+    median = summary.median
+    p99 = summary.p99
+    min = summary.min
+    max = summary.max
+    self.floorRatio = floorRatio
+  }
+}
+
+/// The JSON document `bench` writes.
+public struct BenchReport: Codable, Equatable, Sendable {
+  /// The first line of `qemu --version`.
+  public var qemu: String
+  /// When the benchmark ran, ISO 8601.
+  public var date: String
+  /// Every figure.
+  public var results: [BenchFigure]
+
+  /// Creates a report.
+  public init(qemu: String, date: String, results: [BenchFigure]) {
+    self.qemu = qemu
+    self.date = date
+    self.results = results
+  }
+
+  /// The report as pretty-printed JSON with sorted keys, so runs diff cleanly.
+  public func json() throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return try encoder.encode(self)
+  }
+}
+
+/// The table `bench` prints.
+public enum BenchTable {
+  /// One block per vCPU count, one row per metric (unit, n, median, p99, ratio to the floor),
+  /// then the kernel's notes, each once.
+  /// - Parameters:
+  ///   - figures: The figures, ordered by vCPU count.
+  ///   - notes: Distinct `bench-note` texts.
+  /// - Returns: The table, ending in a newline (empty input gives a one-line message).
+  public static func render(_ figures: [BenchFigure], notes: [String]) -> String {
+    var text = figures.isEmpty ? "no benchmark figures\n" : ""
+    let metricWidth = Swift.max(6, figures.map(\.metric.count).max() ?? 0)
+    let unitWidth = Swift.max(4, figures.map(\.unit.count).max() ?? 0)
+    var current: Int?
+    for figure in figures {
+      if figure.vcpus != current {
+        current = figure.vcpus
+        text +=
+          "\nvcpus \(figure.vcpus)\n  " + left("metric", metricWidth) + "  "
+          + left("unit", unitWidth) + right("n", 8) + right("median", 12) + right("p99", 12)
+          + right("/floor", 9) + "\n"
+      }
+      let ratio = figure.floorRatio.map { String(format: "%.2f", $0) } ?? "-"
+      text +=
+        "  " + left(figure.metric, metricWidth) + "  " + left(figure.unit, unitWidth)
+        + right("\(figure.n)", 8) + right("\(figure.median)", 12) + right("\(figure.p99)", 12)
+        + right(ratio, 9) + "\n"
+    }
+    if !notes.isEmpty { text += "\n" }
+    for note in notes {
+      text += "note: \(note)\n"
+    }
+    return text
+  }
+
+  private static func left(_ text: String, _ width: Int) -> String {
+    text + String(repeating: " ", count: Swift.max(0, width - text.count))
+  }
+
+  private static func right(_ text: String, _ width: Int) -> String {
+    String(repeating: " ", count: Swift.max(0, width - text.count)) + text
+  }
+}

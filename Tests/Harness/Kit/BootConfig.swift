@@ -1,0 +1,120 @@
+// One QEMU configuration of the test matrix and what its boot must show.
+
+/// The QEMU machine type (`-machine`).
+public enum Machine: String, Sendable {
+  /// i440FX + PIIX, QEMU's default PC.
+  case pc
+  /// Q35 + ICH9, the PCIe machine.
+  case q35
+}
+
+/// The QEMU accelerator (`-accel`).
+public enum Accel: String, Sendable {
+  /// Pure emulation; slow but always available, the default for tests.
+  case tcg
+  /// Hardware virtualisation; adds `-cpu host`.
+  case kvm
+}
+
+/// How the boot must end, as told by QEMU's exit status (see `KernelExit`).
+public enum Outcome: Sendable {
+  /// Status 33, and every KTAP result ok when KTAP is present.
+  case pass
+  /// Status 35: the kernel's own tests reported a failure.
+  case testsFail
+  /// Status 37 and a complete `PANIC:` report.
+  case panic
+  /// Status 0 under `-no-reboot`: the CPU reset.
+  case tripleFault
+}
+
+/// An AP that is expected to stay offline, and how fast the kernel must give up on it.
+public struct DeadAPExpectation: Equatable, Sendable {
+  /// The logical CPU number the kernel gave the AP.
+  public var cpu: Int
+  /// The AP's APIC ID.
+  public var apic: UInt32
+  /// Upper bound for the "ms since first INIT" the kernel reports.
+  public var withinMs: Int
+
+  /// Creates the expectation for CPU `cpu` with APIC ID `apic`, reported within `withinMs`.
+  public init(cpu: Int, apic: UInt32, withinMs: Int) {
+    self.cpu = cpu
+    self.apic = apic
+    self.withinMs = withinMs
+  }
+}
+
+/// Everything a boot's exit status and serial log must show for its configuration to pass.
+public struct Expectations: Equatable, Sendable {
+  /// How the boot must end.
+  public var outcome: Outcome
+  /// Exact logical CPUs of the `smp: online` line; `Brought up N CPUs` must equal their count.
+  public var onlineCPUs: [Int]?
+  /// Exact APIC IDs of the `smp: online` line, in the same order as `onlineCPUs`.
+  public var apicIDs: [UInt32]?
+  /// Substrings that must each appear in the serial log.
+  public var mustContain: [String]
+  /// Substrings that must not appear in the serial log.
+  public var mustNotContain: [String]
+  /// KTAP suites that must appear (as `# Subtest:` names).
+  public var ktapSuites: [String]
+  /// An AP that must be reported as not coming online.
+  public var deadAP: DeadAPExpectation?
+
+  /// Creates expectations; everything but the outcome is optional.
+  public init(
+    outcome: Outcome = .pass, onlineCPUs: [Int]? = nil, apicIDs: [UInt32]? = nil,
+    mustContain: [String] = [], mustNotContain: [String] = [], ktapSuites: [String] = [],
+    deadAP: DeadAPExpectation? = nil
+  ) {
+    self.outcome = outcome
+    self.onlineCPUs = onlineCPUs
+    self.apicIDs = apicIDs
+    self.mustContain = mustContain
+    self.mustNotContain = mustNotContain
+    self.ktapSuites = ktapSuites
+    self.deadAP = deadAP
+  }
+}
+
+/// One QEMU configuration: the machine to boot and what the boot must show.
+public struct BootConfig: Equatable, Sendable {
+  /// Short, stable name; also names the log file `<name>.log`.
+  public var name: String
+  /// The `-smp` argument, e.g. `"4"` or `"6,sockets=2,cores=3"`.
+  public var smp: String
+  /// The `-machine` type.
+  public var machine: Machine
+  /// The `-m` argument.
+  public var memory: String
+  /// The kernel command line (`-append`).
+  public var append: String
+  /// Wall-clock bound for the whole boot; QEMU is killed when it expires.
+  public var timeout: Duration
+  /// What the boot must show.
+  public var expectations: Expectations
+
+  /// Creates a configuration; `timeout` defaults to `defaultTimeout(smp:)`.
+  public init(
+    name: String, smp: String, machine: Machine = .pc, memory: String = "128M",
+    append: String = "", timeout: Duration? = nil, expectations: Expectations = Expectations()
+  ) {
+    self.name = name
+    self.smp = smp
+    self.machine = machine
+    self.memory = memory
+    self.append = append
+    self.timeout = timeout ?? BootConfig.defaultTimeout(smp: smp)
+    self.expectations = expectations
+  }
+
+  /// The default wall-clock bound: 30 s, or 90 s from 64 vCPUs up (TCG runs vCPUs in turn).
+  /// - Parameter smp: The `-smp` spec.
+  /// - Returns: The bound for one boot.
+  public static func defaultTimeout(smp: String) -> Duration {
+    // The vCPU count is the spec's leading number ("6,sockets=2,cores=3" asks for 6).
+    let vcpus = Int(smp.prefix { $0.isNumber }) ?? 1
+    return vcpus >= 64 ? .seconds(90) : .seconds(30)
+  }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+// Boots one configuration in QEMU and collects what it left behind.
+
+/// Boots configurations, keeping each serial log as `<logDirectory>/<name>.log` and QEMU's own
+/// output as `<logDirectory>/<name>.qemu`.
+public struct Booter: Sendable {
+  /// The QEMU, kernel and accelerator shared by every boot.
+  public var command: QEMUCommand
+  /// Where logs are kept.
+  public var logDirectory: String
+
+  /// Creates a booter.
+  public init(command: QEMUCommand, logDirectory: String) {
+    self.command = command
+    self.logDirectory = logDirectory
+  }
+
+  /// The serial log path of `config`.
+  public func logPath(of config: BootConfig) -> String {
+    "\(logDirectory)/\(config.name).log"
+  }
+
+  /// Boots `config` once, within its bound. Blocks the calling thread.
+  /// - Parameters:
+  ///   - config: The configuration.
+  ///   - live: Whether the console also streams to stdout (see `SerialSink.console`).
+  /// - Returns: The record to judge.
+  public func boot(_ config: BootConfig, live: Bool = false) -> BootRecord {
+    let log = logPath(of: config)
+    let qemuOutput = "\(logDirectory)/\(config.name).qemu"
+    let manager = FileManager.default
+    try? manager.createDirectory(atPath: logDirectory, withIntermediateDirectories: true)
+    // A stale log from an earlier run must not be judged if QEMU never gets to write one.
+    try? manager.removeItem(atPath: log)
+    let sink: SerialSink = live ? .console(logPath: log) : .file(log)
+    let clock = ContinuousClock()
+    let start = clock.now
+    let termination = BoundedProcess.run(
+      command.qemu, arguments: command.arguments(for: config, serial: sink),
+      outputPath: qemuOutput, inheritStdout: live, bound: config.timeout)
+    return BootRecord(
+      termination: termination, log: SerialLog(Booter.read(log)),
+      qemuOutput: Booter.read(qemuOutput), elapsed: clock.now - start)
+  }
+
+  /// The contents of a file as text (invalid UTF-8 repaired), or "" if it cannot be read.
+  static func read(_ path: String) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "" }
+    return String(decoding: data, as: UTF8.self)
+  }
+}

@@ -1,0 +1,83 @@
+// The configurations `lockstep-harness check` boots. To extend the matrix, add a group below
+// (or a config to a group) and list it in `standard`; names must stay short, stable and unique.
+
+/// The matrix of QEMU configurations.
+public enum Matrix {
+  /// Every configuration `check` boots, in the order it reports them.
+  public static let standard: [BootConfig] =
+    scaling + machines + commandLine + deadAP + faults
+
+  /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
+  public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
+    .bootSuite("smp-\(count)-pc", smp: "\(count)", online: Array(0..<count))
+  }
+
+  /// Other machine types and CPU topologies.
+  public static let machines: [BootConfig] = [
+    .bootSuite("smp-4-q35", smp: "4", machine: .q35, online: [0, 1, 2, 3]),
+    // Two sockets of three cores: the core field is 2 bits wide, so socket 1 starts at APIC 4.
+    .bootSuite(
+      "smp-6-sparse", smp: "6,sockets=2,cores=3", online: Array(0..<6), apic: [0, 1, 2, 4, 5, 6]),
+  ]
+
+  /// Command-line parameters that limit (or fail to limit) the CPUs brought up, on `-smp 4`.
+  public static let commandLine: [BootConfig] = [
+    .bootSuite("nosmp", smp: "4", extraAppend: "nosmp", online: [0]),
+    .bootSuite("maxcpus-0", smp: "4", extraAppend: "maxcpus=0", online: [0]),
+    .bootSuite("maxcpus-2", smp: "4", extraAppend: "maxcpus=2", online: [0, 1]),
+    .bootSuite("nr-cpus-3", smp: "4", extraAppend: "nr_cpus=3", online: [0, 1, 2]),
+    .bootSuite(
+      "maxcpus-malformed", smp: "4", extraAppend: "maxcpus=abc", online: [0, 1, 2, 3],
+      mustContain: ["maxcpus=abc"]),
+    .bootSuite(
+      "nr-cpus-negative", smp: "4", extraAppend: "nr_cpus=-1", online: [0, 1, 2, 3],
+      mustContain: ["nr_cpus=-1"]),
+  ]
+
+  /// An AP that the kernel is told to treat as dead must be given up on, promptly.
+  public static let deadAP: [BootConfig] = [
+    BootConfig(
+      name: "dead-ap-2", smp: "4", append: "test_dead_ap=2 ktest=boot",
+      expectations: Expectations(
+        onlineCPUs: [0, 1, 3], apicIDs: [0, 1, 3], ktapSuites: ["boot"],
+        deadAP: DeadAPExpectation(cpu: 2, apic: 2, withinMs: 1000)))
+  ]
+
+  /// Injected faults: each must end in a panic report, or in a reset for the triple fault.
+  public static let faults: [BootConfig] = [
+    BootConfig(
+      name: "fault-ud", smp: "2", append: "ktest=fault_ud",
+      expectations: Expectations(outcome: .panic, mustContain: ["exception 6", "#UD"])),
+    BootConfig(
+      name: "fault-pf", smp: "2", append: "ktest=fault_pf",
+      expectations: Expectations(outcome: .panic, mustContain: ["exception 14", "CR2=0x"])),
+    BootConfig(
+      name: "fault-triple", smp: "2", append: "ktest=fault_triple",
+      expectations: Expectations(outcome: .tripleFault)),
+  ]
+}
+
+extension BootConfig {
+  /// A configuration that runs the `boot` KTAP suite and expects it to pass with exactly
+  /// `online` CPUs up.
+  /// - Parameters:
+  ///   - name: The configuration's name.
+  ///   - smp: The `-smp` spec.
+  ///   - machine: The machine type.
+  ///   - extraAppend: Parameters placed before `ktest=boot` on the command line.
+  ///   - online: The logical CPUs that must come online.
+  ///   - apic: Their APIC IDs; defaults to the CPU numbers (a plain `-smp n`).
+  ///   - mustContain: Substrings the log must contain.
+  /// - Returns: The configuration.
+  public static func bootSuite(
+    _ name: String, smp: String, machine: Machine = .pc, extraAppend: String = "",
+    online: [Int], apic: [UInt32]? = nil, mustContain: [String] = []
+  ) -> BootConfig {
+    let append = extraAppend.isEmpty ? "ktest=boot" : "\(extraAppend) ktest=boot"
+    return BootConfig(
+      name: name, smp: smp, machine: machine, append: append,
+      expectations: Expectations(
+        onlineCPUs: online, apicIDs: apic ?? online.map { UInt32($0) },
+        mustContain: mustContain, ktapSuites: ["boot"]))
+  }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+// The QEMU command line for one configuration.
+
+/// Where the guest's serial console goes.
+public enum SerialSink: Equatable, Sendable {
+  /// Into a log file only (`-serial file:<path>`), for unattended runs.
+  case file(String)
+  /// Live to QEMU's stdout, and also into a log file (a stdio chardev with `logfile=`), so a
+  /// human sees the console as it happens and the harness can still judge it afterwards.
+  case console(logPath: String)
+}
+
+/// What every boot of a harness run shares: which QEMU, which kernel, which accelerator.
+public struct QEMUCommand: Equatable, Sendable {
+  /// The QEMU executable: a path, or a name looked up in `PATH`.
+  public var qemu: String
+  /// The kernel image passed with `-kernel`.
+  public var kernel: String
+  /// The accelerator.
+  public var accel: Accel
+
+  /// Creates the shared part of the command.
+  public init(qemu: String = "qemu-system-x86_64", kernel: String, accel: Accel = .tcg) {
+    self.qemu = qemu
+    self.kernel = kernel
+    self.accel = accel
+  }
+
+  /// QEMU's arguments (without the executable) for booting `config`.
+  /// - Parameters:
+  ///   - config: The configuration.
+  ///   - serial: Where the serial console goes.
+  /// - Returns: The argument vector.
+  public func arguments(for config: BootConfig, serial: SerialSink) -> [String] {
+    var arguments = [
+      "-machine", config.machine.rawValue, "-accel", accel.rawValue, "-smp", config.smp,
+      "-m", config.memory, "-kernel", kernel, "-append", config.append,
+    ]
+    if accel == .kvm { arguments += ["-cpu", "host"] }
+    arguments += ["-display", "none"]
+    switch serial {
+    case .file(let path):
+      arguments += ["-serial", "file:\(path)"]
+    case .console(let path):
+      // QEMU option values escape a comma by doubling it.
+      let escaped = path.replacingOccurrences(of: ",", with: ",,")
+      arguments += [
+        "-chardev", "stdio,id=console,signal=on,logfile=\(escaped)", "-serial", "chardev:console",
+      ]
+    }
+    // Status 0 must mean a triple fault, so the CPU reset ends QEMU instead of rebooting.
+    arguments += [
+      "-monitor", "none", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ]
+    return arguments
+  }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HarnessKit
+import Testing
+
+// The standard matrix, the QEMU command line, and the order `check` reports in.
+
+@Suite("Matrix and command line")
+struct MatrixTests {
+  private func config(_ name: String) -> BootConfig {
+    Matrix.standard.first { $0.name == name }!
+  }
+
+  @Test func namesAreUniqueAndStable() {
+    let names = Matrix.standard.map(\.name)
+    #expect(Set(names).count == names.count)
+    #expect(
+      names == [
+        "smp-1-pc", "smp-2-pc", "smp-3-pc", "smp-4-pc", "smp-8-pc", "smp-16-pc", "smp-64-pc",
+        "smp-4-q35", "smp-6-sparse", "nosmp", "maxcpus-0", "maxcpus-2", "nr-cpus-3",
+        "maxcpus-malformed", "nr-cpus-negative", "dead-ap-2", "fault-ud", "fault-pf",
+        "fault-triple",
+      ])
+  }
+
+  @Test func bootConfigsExpectTheBootSuiteAndDenseCPUs() {
+    let smp8 = config("smp-8-pc")
+    #expect(smp8.append == "ktest=boot" && smp8.expectations.ktapSuites == ["boot"])
+    #expect(smp8.expectations.onlineCPUs == Array(0..<8))
+    #expect(smp8.expectations.apicIDs == (0..<8).map { UInt32($0) })
+    #expect(config("nr-cpus-3").append == "nr_cpus=3 ktest=boot")
+    #expect(config("smp-6-sparse").expectations.apicIDs == [0, 1, 2, 4, 5, 6])
+    #expect(config("smp-4-q35").machine == .q35)
+  }
+
+  @Test func timeoutsScaleWithVCPUs() {
+    #expect(config("smp-16-pc").timeout == .seconds(30))
+    #expect(config("smp-64-pc").timeout == .seconds(90))
+    #expect(config("smp-6-sparse").timeout == .seconds(30))
+    #expect(BootConfig.defaultTimeout(smp: "64,sockets=2") == .seconds(90))
+  }
+
+  @Test func faultConfigsExpectTheirEnding() {
+    #expect(config("fault-pf").expectations.outcome == .panic)
+    #expect(config("fault-pf").expectations.mustContain == ["exception 14", "CR2=0x"])
+    #expect(config("fault-triple").expectations.outcome == .tripleFault)
+  }
+
+  @Test func qemuArgumentsForAFileLog() {
+    let command = QEMUCommand(kernel: "build/kernel.elf32")
+    let arguments = command.arguments(for: config("smp-6-sparse"), serial: .file("l/x.log"))
+    #expect(
+      arguments == [
+        "-machine", "pc", "-accel", "tcg", "-smp", "6,sockets=2,cores=3", "-m", "128M",
+        "-kernel", "build/kernel.elf32", "-append", "ktest=boot", "-display", "none",
+        "-serial", "file:l/x.log", "-monitor", "none", "-no-reboot",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+      ])
+  }
+
+  @Test func kvmAddsHostCPUAndTheConsoleIsTeedToTheLog() {
+    let command = QEMUCommand(kernel: "k", accel: .kvm)
+    let arguments = command.arguments(
+      for: config("smp-1-pc"), serial: .console(logPath: "a,b.log"))
+    #expect(arguments.contains("-cpu") && arguments.contains("host"))
+    #expect(arguments.contains("stdio,id=console,signal=on,logfile=a,,b.log"))
+    #expect(arguments.contains("chardev:console") && !arguments.contains("-serial file:"))
+  }
+
+  @Test func checkReportsInMatrixOrderWhateverFinishesFirst() {
+    let configs = (0..<6).map { BootConfig(name: "c\($0)", smp: "1") }
+    let reports = Reports()
+    let totals = CheckRun.run(configs, jobs: 3, sink: reports.sink) { config in
+      let index = Int(config.name.dropFirst())!
+      Thread.sleep(forTimeInterval: Double(6 - index) * 0.02)
+      return record("", status: index == 4 ? 37 : 33)
+    }
+    #expect(totals.passed == 5 && totals.failed == 1)
+    #expect(
+      reports.all.map { String($0.prefix(8)) } == [
+        "PASS  c0", "PASS  c1", "PASS  c2", "PASS  c3", "FAIL  c4", "PASS  c5",
+      ])
+  }
+
+  @Test func filterSelectsBySubstring() {
+    #expect(
+      CheckRun.configurations(matching: "fault").map(\.name) == [
+        "fault-ud", "fault-pf", "fault-triple",
+      ])
+    #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
+    #expect(CheckRun.configurations(matching: "zzz").isEmpty)
+  }
+}

@@ -1,0 +1,97 @@
+import Synchronization
+
+/// `ktest=boot`: the foundation's own checks, run after every AP is up.
+enum BootSuite {
+  static func make(_ context: TestContext) -> KernelTestSuite {
+    KernelTestSuite(
+      name: "boot",
+      cases: [
+        KernelTestCase(name: "percpu_blocks_are_distinct", run: perCPUBlocksAreDistinct),
+        KernelTestCase(name: "every_cpu_on_its_own_stack", run: everyCPUOnItsOwnStack),
+        KernelTestCase(name: "apic_ids_match_the_table", run: apicIDsMatchTheTable),
+        KernelTestCase(name: "online_after_first_init") { onlineAfterFirstINIT(context) },
+        KernelTestCase(name: "idle_cpus_wake_for_work", run: idleCPUsWakeForWork),
+        KernelTestCase(name: "trampoline_layout_agrees", run: TrampolineLayoutCheck.run),
+        KernelTestCase(name: "tsc_agrees_with_pm_timer", run: ClockCheck.run),
+        KernelTestCase(name: "heap_honours_alignment", run: HeapCheck.run),
+      ])
+  }
+
+  /// Each online CPU read its own block through GS, and no two blocks coincide.
+  static func perCPUBlocksAreDistinct() -> TestResult {
+    var seen = CPUSet()
+    for cpu in CPUs.online {
+      let block = PerCPU.block(cpu.rawValue)
+      let observed = block.pointee.observed
+      guard observed.gsSelf == block.pointee.selfAddress else {
+        return .fail("CPU \(cpu.rawValue) saw GS:0 = \(hex: observed.gsSelf), expected \(hex: block.pointee.selfAddress)")
+      }
+      guard observed.gsIndex == UInt64(cpu.rawValue) else {
+        return .fail("CPU \(cpu.rawValue) saw GS:8 = \(observed.gsIndex)")
+      }
+      for other in seen where PerCPU.block(other.rawValue).pointee.observed.gsSelf == observed.gsSelf {
+        return .fail("CPUs \(other.rawValue) and \(cpu.rawValue) share a per-CPU block")
+      }
+      seen.insert(cpu)
+    }
+    return seen.count == CPUs.online.count ? .pass : .fail("online set changed during the test")
+  }
+
+  /// Each online CPU's recorded stack pointer lies in its own stack, and stacks are disjoint.
+  static func everyCPUOnItsOwnStack() -> TestResult {
+    for cpu in CPUs.online {
+      let block = PerCPU.block(cpu.rawValue)
+      let (bottom, top) = (block.pointee.stackBottom, block.pointee.stackTop)
+      let rsp = block.pointee.observed.stackPointer
+      guard bottom < top, rsp >= bottom, rsp < top else {
+        return .fail("CPU \(cpu.rawValue): RSP \(hex: rsp) outside its stack \(hex: bottom)-\(hex: top)")
+      }
+      for other in CPUs.online where other.rawValue < cpu.rawValue {
+        let them = PerCPU.block(other.rawValue)
+        if bottom < them.pointee.stackTop && them.pointee.stackBottom < top {
+          return .fail("stacks of CPUs \(other.rawValue) and \(cpu.rawValue) overlap")
+        }
+      }
+    }
+    return .pass
+  }
+
+  /// The APIC ID each CPU read from its own APIC is the one the MADT gave its slot.
+  static func apicIDsMatchTheTable() -> TestResult {
+    for cpu in CPUs.online {
+      let block = PerCPU.block(cpu.rawValue)
+      let reported = block.pointee.observed.hardwareAPICID
+      guard reported == block.pointee.apicID else {
+        return .fail("CPU \(cpu.rawValue): APIC reports \(reported), table says \(block.pointee.apicID)")
+      }
+    }
+    return .pass
+  }
+
+  /// Every AP came online after the first INIT and within the bring-up window.
+  static func onlineAfterFirstINIT(_ context: TestContext) -> TestResult {
+    let start = context.bringUp.firstINITTicks
+    for cpu in CPUs.online where cpu.rawValue > 0 {
+      let online = PerCPU.block(cpu.rawValue).pointee.onlineTSC
+      guard online > start, online <= context.bringUp.doneTicks else {
+        return .fail("CPU \(cpu.rawValue) online at TSC \(online), outside [\(start), \(context.bringUp.doneTicks)]")
+      }
+    }
+    return .pass
+  }
+
+  /// Each AP, idle in `hlt`, wakes for the wake vector and runs posted work.
+  static func idleCPUsWakeForWork() -> TestResult {
+    for cpu in CPUs.online where cpu.rawValue > 0 {
+      let block = PerCPU.block(cpu.rawValue)
+      // Acquire pairs with the release in Idle.perform(.acknowledge).
+      let before = block.pointee.acknowledgements.load(ordering: .acquiring)
+      Idle.post(.acknowledge, to: cpu.rawValue)
+      let woke = waitUntil(milliseconds: 500) {
+        block.pointee.acknowledgements.load(ordering: .acquiring) > before
+      }
+      if !woke { return .fail("CPU \(cpu.rawValue) did not run posted work within 500 ms") }
+    }
+    return .pass
+  }
+}

@@ -1,0 +1,90 @@
+/// Checks of the boot suite that need more than a few lines.
+
+/// Boot/layout.inc and `TrampolineParameters` describe the same block.
+enum TrampolineLayoutCheck {
+  static func run() -> TestResult {
+    let asm = KernelSymbols.trampolineLayout
+    guard asm[0] == Trampoline.base, asm[1] == Trampoline.parametersAddress else {
+      return .fail("asm places the trampoline at \(hex: asm[0]) / \(hex: asm[1])")
+    }
+    guard asm[2] == UInt64(MemoryLayout<TrampolineParameters>.size) else {
+      return .fail("asm block is \(asm[2]) bytes, Swift's \(MemoryLayout<TrampolineParameters>.size)")
+    }
+    // Write distinct values through Swift, read them back at the asm offsets.
+    let probe = TrampolineParameters(
+      cr3: 0x1001, entry: 0x1002, stackBase: 0x1003, stackSize: 0x1004, stackCount: 0x1005,
+      nextTicket: 0x1006, gsBase: 0x1007)
+    return withUnsafeBytes(of: probe) { bytes in
+      for field in 0..<7 {
+        let offset = Int(asm[3 + field])
+        guard offset + 8 <= bytes.count else { return .fail("asm offset \(offset) past the block") }
+        let value = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        if value != 0x1001 + UInt64(field) {
+          return .fail("field \(field): asm offset \(offset) holds \(hex: value) in Swift's layout")
+        }
+      }
+      return .pass
+    }
+  }
+}
+
+/// The PIT-calibrated TSC agrees with the ACPI PM timer, a clock on another crystal.
+enum ClockCheck {
+  /// Largest disagreement accepted, in parts per thousand. QEMU derives both timers
+  /// from the host clock; the slack absorbs host scheduling during the 20 ms window.
+  static let tolerancePerMille: UInt64 = 20
+
+  static func run() -> TestResult {
+    guard PMTimer.isAvailable else { return .skip("no PM timer in the FADT") }
+    guard Clock.isCalibrated else { return .fail("the TSC was never calibrated") }
+    var best = UInt64.max
+    var bestRate: UInt64 = 0
+    for _ in 0..<3 {
+      let rate = measureTicksPerMillisecond()
+      let error = rate > Clock.ticksPerMillisecond ? rate - Clock.ticksPerMillisecond : Clock.ticksPerMillisecond - rate
+      if error < best { (best, bestRate) = (error, rate) }
+    }
+    let perMille = best * 1000 / Clock.ticksPerMillisecond
+    KTAP.diagnostic("TSC \(Clock.ticksPerMillisecond) ticks/ms by PIT, \(bestRate) by PM timer (\(perMille) per mille)")
+    return perMille <= tolerancePerMille ? .pass : .fail("TSC and PM timer disagree by \(perMille) per mille")
+  }
+
+  /// TSC ticks per millisecond over ~20 ms of PM timer.
+  private static func measureTicksPerMillisecond() -> UInt64 {
+    let window = PMTimer.frequency / 50
+    let startPM = PMTimer.read()
+    let startTSC = CPUInstructions.readTSC()
+    var elapsed: UInt64 = 0
+    let limit = startTSC &+ 40 * Clock.ticksPerMillisecond  // bound: twice the window
+    while elapsed < window && CPUInstructions.readTSC() < limit {
+      elapsed = PMTimer.elapsed(from: startPM, to: PMTimer.read())
+    }
+    let ticks = CPUInstructions.readTSC() &- startTSC
+    return elapsed == 0 ? 0 : ticks * PMTimer.frequency / (elapsed * 1000)
+  }
+}
+
+/// posix_memalign honours alignment, and freed memory returns to the heap.
+enum HeapCheck {
+  static func run() -> TestResult {
+    let before = KernelHeap.bytesInUse
+    var pointers: [UnsafeMutableRawPointer] = []
+    pointers.reserveCapacity(16)
+    var alignment = 16
+    while alignment <= 16384 {
+      var result: UnsafeMutableRawPointer? = nil
+      guard posixMemalign(&result, alignment, 24) == 0, let pointer = result else {
+        return .fail("posix_memalign(\(alignment), 24) failed")
+      }
+      guard UInt(bitPattern: pointer) % UInt(alignment) == 0 else {
+        return .fail("posix_memalign(\(alignment)) gave \(hex: UInt64(UInt(bitPattern: pointer)))")
+      }
+      pointers.append(pointer)
+      alignment *= 2
+    }
+    for pointer in pointers { cFree(pointer) }
+    pointers = []
+    let after = KernelHeap.bytesInUse
+    return after == before ? .pass : .fail("heap use \(before) before, \(after) after freeing")
+  }
+}

@@ -1,0 +1,53 @@
+/// The registry of in-kernel suites, and running the ones `ktest=` names.
+enum KernelTests {
+  /// Every suite, in one explicit list. Add a suite here to make `ktest=<name>` find it.
+  static func all(_ context: TestContext) -> [KernelTestSuite] {
+    [
+      BootSuite.make(context),
+      FaultSuites.invalidOpcode,
+      FaultSuites.pageFault,
+      FaultSuites.tripleFault,
+    ]
+  }
+
+  /// Runs the suites named on the command line in that order, then the benchmark if
+  /// `bench` is given; returns the exit status for the harness.
+  static func run(_ parameters: BootParameters, bringUp: APStartup.Outcome) -> DebugExit.Status {
+    let context = TestContext(bringUp: bringUp)
+    if parameters.has("bench") { BootBenchmark.run(context) }
+    guard !parameters.ktests.isEmpty else { return .passed }
+    let suites = all(context)
+    var selected: [KernelTestSuite] = []
+    var unknown = false
+    for name in parameters.ktests {
+      if let suite = suites.first(where: { BootParameters.equals(name, $0.name) }) {
+        selected.append(suite)
+      } else {
+        log("ktest: no suite named '\(bytes: name)'")
+        unknown = true
+      }
+    }
+    KTAP.header(plan: selected.count)
+    var passed = !unknown
+    for (index, suite) in selected.enumerated() where !KTAP.run(suite, number: index + 1) {
+      passed = false
+    }
+    return passed ? .passed : .testsFailed
+  }
+}
+
+/// What tests may look at about the boot that ran before them.
+struct TestContext {
+  let bringUp: APStartup.Outcome
+}
+
+/// Waits until `condition` holds or `milliseconds` pass; false on timeout.
+/// For tests; the caller reports what it waited for.
+func waitUntil(milliseconds: UInt64, _ condition: () -> Bool) -> Bool {
+  let deadline = Clock.nanoseconds() + milliseconds * 1_000_000
+  while !condition() {
+    if Clock.nanoseconds() > deadline { return false }
+    CPUInstructions.pause()
+  }
+  return true
+}

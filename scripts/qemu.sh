@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Boot the kernel for a person to watch: `make run` and `make debug`.
+# Usage: qemu.sh run|debug IMAGE SMP MACHINE ACCEL APPEND
+# The kernel leaves QEMU through isa-debug-exit (port 0xf4): status (v << 1) | 1.
+# 33 means the kernel finished well and is mapped to 0; a panic (37), failed tests (35)
+# or a triple fault (0 under -no-reboot) give a non-zero status with a message.
+set -uo pipefail
+mode=$1 image=$2 smp=$3 machine=$4 accel=$5 append=$6
+
+args=(-machine "$machine" -accel "$accel" -smp "$smp" -m 128M -kernel "$image"
+      -append "$append" -display none -serial stdio -monitor none -no-reboot
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+[ "$accel" = kvm ] && args+=(-cpu host)
+
+if [ "$mode" = debug ]; then
+  echo "qemu: paused, gdb stub on :1234 - in another terminal: gdb -x scripts/gdbinit"
+  args+=(-s -S)
+fi
+
+timeout --foreground 120 qemu-system-x86_64 "${args[@]}"
+status=$?
+case $status in
+  33) exit 0 ;;
+  35) echo "qemu: the kernel reported failed tests (status 35)" >&2 ;;
+  37) echo "qemu: kernel panic (status 37)" >&2 ;;
+  0)  echo "qemu: the machine reset (triple fault) - status 0 under -no-reboot" >&2; status=1 ;;
+  124) echo "qemu: no exit within 120 s - killed" >&2 ;;
+  *)  echo "qemu: exited with status $status" >&2 ;;
+esac
+exit $status
