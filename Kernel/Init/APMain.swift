@@ -5,20 +5,16 @@ import Synchronization
 /// off, GS pointing at a header that says "CPU -1". Never returns.
 @c(ap_entry)
 func apEntry(stackTop: UInt64, ticket: UInt64) {
-  guard let table = CPUs.publishedTable() else {
-    log("smp: AP started before the CPU table was published (ticket \(ticket)); halting")
-    Idle.parkForever()
-  }
   LocalAPIC.enable()
   let apicID = LocalAPIC.currentID()
-  guard let cpu = table.cpu(for: apicID), cpu.rawValue < CPUs.count else {
-    log("smp: AP with APIC ID \(apicID.rawValue) has no CPU slot; halting")
+  guard let cpu = CPUs.index(of: apicID) else {
+    log("smp: AP with APIC ID \(apicID.rawValue) (ticket \(ticket)) has no CPU slot; halting")
     Idle.parkForever()
   }
-  if cpu.rawValue == CPUs.deadAPForTesting {
+  if cpu == CPUs.deadAPForTesting {
     Idle.parkForever()  // test_dead_ap=: behave like an AP that never answers
   }
-  let block = PerCPU.block(cpu.rawValue)
+  let block = PerCPU.block(cpu)
   PerCPU.install(block)
   block.pointee.stackTop = stackTop
   block.pointee.stackBottom = stackTop - Trampoline.parameters.pointee.stackSize
@@ -30,9 +26,10 @@ func apEntry(stackTop: UInt64, ticket: UInt64) {
   let joined = block.pointee.state.compareExchange(
     expected: CPUState.starting.rawValue, desired: CPUState.online.rawValue, ordering: .releasing)
   guard joined.exchanged else {
-    log("smp: CPU \(cpu.rawValue) arrived after the boot CPU gave up on it; halting")
+    log("smp: CPU \(cpu) arrived after the boot CPU gave up on it; halting")
     Idle.parkForever()
   }
+  APStartup.wakeWaiter()
   Idle.run()
 }
 

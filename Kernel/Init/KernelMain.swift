@@ -17,6 +17,7 @@ func kmain(magic: UInt32, info: UInt64) {
   Clock.calibrate()
   LocalAPIC.selectMode()
   LocalAPIC.enable()
+  LocalAPIC.calibrateTimer()
   let acpi = ACPIDiscovery.discover()
   if let fadt = acpi.fadt { PMTimer.configure(fadt) }
   let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)

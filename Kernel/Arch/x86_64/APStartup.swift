@@ -35,6 +35,7 @@ enum APStartup {
     guard count > 1 else { return outcome }
     let targets = CPUSet((1..<count).map { CPUIndex($0) })
     installTrampoline(apCount: count - 1, policy: policy)
+    waiterAPICID = LocalAPIC.currentID().rawValue
     for cpu in targets {
       PerCPU.block(cpu.rawValue).pointee.state.store(CPUState.starting.rawValue, ordering: .relaxed)
     }
@@ -76,16 +77,31 @@ enum APStartup {
     }
   }
 
-  /// Polls until every target is online or the deadline passes; returns the rest.
+  /// APIC ID of the CPU waiting in `waitForOnline`; each AP that comes online sends it
+  /// `Vector.wake`. Written before the first INIT, read by APs after they start.
+  nonisolated(unsafe) private static var waiterAPICID: UInt32 = 0
+
+  /// Sleeps in `hlt` until every target is online or the deadline passes; returns the
+  /// rest. Each arriving AP wakes this CPU with an IPI, and a one-shot APIC timer wakes
+  /// it at the deadline, so the wait costs no host CPU: under TCG the APs need it.
   private static func waitForOnline(_ targets: CPUSet, since start: UInt64, policy: Policy) -> CPUSet {
     let deadline = start &+ Clock.nanosecondsToTicks(policy.timeoutNanoseconds)
     var missing = targets
-    while !missing.isEmpty {
+    while true {
+      CPUInstructions.disableInterrupts()
       for cpu in missing where isOnline(cpu) { missing.remove(cpu) }
-      if CPUInstructions.readTSC() > deadline { break }
-      CPUInstructions.pause()
+      let now = CPUInstructions.readTSC()
+      if missing.isEmpty || now >= deadline { break }
+      LocalAPIC.startOneShotTimer(nanoseconds: Clock.ticksToNanoseconds(deadline - now))
+      CPUInstructions.enableInterruptsAndHalt()  // an IPI pending since the check still wakes us
     }
+    LocalAPIC.stopTimer()
     return missing
+  }
+
+  /// For an AP that just came online: wakes the CPU waiting for it.
+  static func wakeWaiter() {
+    LocalAPIC.send(.fixed(Vector.wake, to: APICID(waiterAPICID)))
   }
 
   /// Marks each still-starting CPU failed (an AP that wins the race is online after all)

@@ -23,6 +23,7 @@ enum CPUs {
         to: PerCPU(
           selfAddress: UInt64(UInt(bitPattern: block)), index: index,
           apicID: table.apicID(of: CPUIndex(index)).rawValue))
+      block.pointee.descriptors.allocateInterruptStacks()
     }
     self.table = table
     PerCPU.blocks = blocks
@@ -31,10 +32,16 @@ enum CPUs {
     published.store(true, ordering: .releasing)
   }
 
-  /// For an AP: the table, once the boot CPU has published it.
-  static func publishedTable() -> CPUTable? {
+  /// For an AP: the CPU number the table gives `apicID`, nil if it has none or the
+  /// table is not published yet. Reads the per-CPU blocks only: no array is copied, so
+  /// no reference count is touched by 63 APs at once.
+  static func index(of apicID: APICID) -> Int? {
     // Acquire pairs with the release in setUp(): the blocks are initialised.
-    published.load(ordering: .acquiring) ? table : nil
+    guard published.load(ordering: .acquiring) else { return nil }
+    for index in 0..<PerCPU.blockCount where PerCPU.block(index).pointee.apicID == apicID.rawValue {
+      return index
+    }
+    return nil
   }
 
   /// Number of possible CPUs (blocks).

@@ -23,31 +23,47 @@ struct CPUDescriptors {
   var tss = InlineArray<13, UInt64>(repeating: 0)
   /// GDTR image: 16-bit limit then 64-bit base (2 quadwords, 10 bytes used).
   var gdtr = InlineArray<2, UInt64>(repeating: 0)
+  /// Tops of the NMI, double-fault and machine-check stacks (IST 1-3).
+  var istTops = InlineArray<3, UInt64>(repeating: 0)
+
+  /// Allocates the IST stacks. Boot CPU, at set-up: an AP must not allocate while it
+  /// starts (63 APs contending for the heap lock on two host cores cost milliseconds).
+  mutating func allocateInterruptStacks() {
+    for slot in 0..<3 {
+      let stack = KernelHeap.allocate(bytes: Self.istStackSize, alignment: 4096)
+      istTops[slot] = UInt64(UInt(bitPattern: stack)) + UInt64(Self.istStackSize)
+    }
+  }
 }
 
 extension PerCPU {
-  /// Builds this CPU's GDT and TSS with fresh IST stacks, loads them, and loads the
-  /// shared IDT. Runs on the CPU that owns `block`, interrupts off.
+  /// Builds this CPU's GDT and TSS, loads them, and loads the shared IDT.
+  /// Runs on the CPU that owns `block`, interrupts off, after `allocateInterruptStacks`.
   static func loadDescriptors(_ block: UnsafeMutablePointer<PerCPU>) {
-    withUnsafeMutablePointer(to: &block.pointee.descriptors) { tables in
-      let raw = UnsafeMutableRawPointer(tables)
-      // The tables must be the block's own storage, not a temporary copy: the CPU keeps
-      // using them after this returns.
-      let blockStart = UnsafeMutableRawPointer(block)
-      precondition(raw >= blockStart && raw < blockStart + MemoryLayout<PerCPU>.size)
-      let gdtAddress = UInt64(UInt(bitPattern: raw))
-      let tssAddress = gdtAddress + UInt64(MemoryLayout<InlineArray<6, UInt64>>.size)
-      let gdtrAddress = tssAddress + UInt64(MemoryLayout<InlineArray<13, UInt64>>.size)
-      fillGDT(raw, tssAddress: tssAddress)
-      fillTSS(UnsafeMutableRawPointer(bitPattern: UInt(tssAddress))!)
-      let gdtr = UnsafeMutableRawPointer(bitPattern: UInt(gdtrAddress))!
-      gdtr.storeBytes(of: UInt16(6 * 8 - 1), as: UInt16.self)
-      gdtr.storeBytes(of: gdtAddress, toByteOffset: 2, as: UInt64.self)
-      CPUInstructions.loadGDT(
-        gdtr, code: CPUDescriptors.codeSelector, data: CPUDescriptors.dataSelector)
-      CPUInstructions.loadTaskRegister(CPUDescriptors.tssSelector)
-    }
+    let tables = address(of: &block.pointee.descriptors, in: block)
+    let descriptors = tables.assumingMemoryBound(to: CPUDescriptors.self)
+    let gdt = address(of: &descriptors.pointee.gdt, in: block)
+    let tss = address(of: &descriptors.pointee.tss, in: block)
+    let gdtr = address(of: &descriptors.pointee.gdtr, in: block)
+    fillGDT(gdt, tssAddress: UInt64(UInt(bitPattern: tss)))
+    fillTSS(tss, istTops: descriptors.pointee.istTops)
+    gdtr.storeBytes(of: UInt16(6 * 8 - 1), as: UInt16.self)
+    gdtr.storeBytes(of: UInt64(UInt(bitPattern: gdt)), toByteOffset: 2, as: UInt64.self)
+    CPUInstructions.loadGDT(
+      gdtr, code: CPUDescriptors.codeSelector, data: CPUDescriptors.dataSelector)
+    CPUInstructions.loadTaskRegister(CPUDescriptors.tssSelector)
     InterruptTable.load()
+  }
+
+  /// The address of a field of `block`, checked to be the block's own storage and not a
+  /// temporary copy: the CPU keeps using these tables after this returns.
+  private static func address<T>(
+    of field: inout T, in block: UnsafeMutablePointer<PerCPU>
+  ) -> UnsafeMutableRawPointer {
+    let raw = withUnsafeMutablePointer(to: &field) { UnsafeMutableRawPointer($0) }
+    let start = UnsafeMutableRawPointer(block)
+    precondition(raw >= start && raw < start + MemoryLayout<PerCPU>.size, "descriptor copy")
+    return raw
   }
 
   private static func fillGDT(_ gdt: UnsafeMutableRawPointer, tssAddress: UInt64) {
@@ -68,16 +84,11 @@ extension PerCPU {
     gdt.storeBytes(of: tssAddress >> 32, toByteOffset: 5 * 8, as: UInt64.self)
   }
 
-  private static func fillTSS(_ tss: UnsafeMutableRawPointer) {
+  private static func fillTSS(_ tss: UnsafeMutableRawPointer, istTops: InlineArray<3, UInt64>) {
     tss.initializeMemory(as: UInt8.self, repeating: 0, count: 104)
-    for slot in [
-      CPUDescriptors.nmiStack, CPUDescriptors.doubleFaultStack,
-      CPUDescriptors.machineCheckStack,
-    ] {
-      let stack = KernelHeap.allocate(bytes: CPUDescriptors.istStackSize, alignment: 4096)
-      let top = UInt64(UInt(bitPattern: stack)) + UInt64(CPUDescriptors.istStackSize)
+    for slot in 0..<3 {
       // IST n lives at offset 0x24 + 8 * (n - 1); these fields are not 8-byte aligned.
-      tss.storeBytes(of: top, toByteOffset: 0x24 + 8 * (slot - 1), as: UInt64.self)
+      tss.storeBytes(of: istTops[slot], toByteOffset: 0x24 + 8 * slot, as: UInt64.self)
     }
     // I/O map base beyond the limit: no I/O permission bitmap.
     tss.storeBytes(of: UInt16(104), toByteOffset: 0x66, as: UInt16.self)

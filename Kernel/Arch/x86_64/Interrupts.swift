@@ -13,8 +13,11 @@ enum Vector {
   /// SDM Vol. 3A Table 6-1.
   static let nmi: UInt8 = 2
   static let firstExternal: UInt8 = 32
-  /// Wakes a CPU from `hlt` to look at its mailbox (see `CPUs.run(on:)`).
+  /// Wakes a CPU from `hlt` so it looks again at what it waits for (its mailbox, or
+  /// the APs it is bringing up).
   static let wake: UInt8 = 0xF0
+  /// The local APIC timer, used one-shot to bound a wait in `hlt`.
+  static let timer: UInt8 = 0xEF
   /// The local APIC's spurious vector; its low 4 bits must be 1111 on old parts
   /// (SDM Vol. 3A §11.9), and it must not be acknowledged with EOI.
   static let spurious: UInt8 = 0xFF
@@ -32,7 +35,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     Panic.exception(frame)
   case Vector.spurious:
     break
-  case Vector.wake:
+  case Vector.wake, Vector.timer:
     LocalAPIC.endOfInterrupt()
   default:
     LocalAPIC.endOfInterrupt()

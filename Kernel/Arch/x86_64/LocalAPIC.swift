@@ -17,9 +17,13 @@ enum LocalAPIC {
     case errorStatus = 0x280
     case interruptCommandLow = 0x300
     case interruptCommandHigh = 0x310
+    case lvtTimer = 0x320
     case lvtLINT0 = 0x350
     case lvtLINT1 = 0x360
     case lvtError = 0x370
+    case timerInitialCount = 0x380
+    case timerCurrentCount = 0x390
+    case timerDivideConfiguration = 0x3E0
   }
 
   enum Mode { case xAPIC, x2APIC }
@@ -33,6 +37,11 @@ enum LocalAPIC {
   private static let lvtMasked: UInt32 = 1 << 16
   /// How long an xAPIC ICR write may stay "send pending".
   private static let deliveryTimeoutNanoseconds: UInt64 = 10_000_000
+
+  /// Divide configuration 0b0011: the timer counts at the bus clock / 16 (SDM Figure 11-10).
+  private static let timerDivideBy16: UInt32 = 0x3
+  /// APIC timer ticks per millisecond, measured against the TSC by `calibrateTimer`.
+  nonisolated(unsafe) private(set) static var timerTicksPerMillisecond: UInt64 = 0
 
   nonisolated(unsafe) private(set) static var mode = Mode.xAPIC
   nonisolated(unsafe) private(set) static var baseAddress: UInt64 = 0xFEE0_0000
@@ -55,6 +64,35 @@ enum LocalAPIC {
     write(.taskPriority, 0)
     write(.lvtLINT0, lvtMasked)
     write(.spuriousInterruptVector, softwareEnable | UInt32(Vector.spurious))
+  }
+
+  /// Measures the APIC timer against the calibrated TSC over 1 ms. Boot CPU, after
+  /// `enable()` and `Clock.calibrate()`. All APICs share the bus clock, so one figure
+  /// serves every CPU.
+  static func calibrateTimer() {
+    write(.timerDivideConfiguration, timerDivideBy16)
+    write(.lvtTimer, lvtMasked | UInt32(Vector.timer))
+    write(.timerInitialCount, UInt32.max)
+    Clock.delay(microseconds: 1000)
+    let remaining = read(.timerCurrentCount)
+    write(.timerInitialCount, 0)
+    timerTicksPerMillisecond = UInt64(UInt32.max - remaining)
+    log("apic: timer \(timerTicksPerMillisecond / 1000) MHz after divide-by-16")
+  }
+
+  /// Arms the running CPU's timer to raise `Vector.timer` once, `nanoseconds` from now
+  /// (at least one tick, at most the 32-bit counter's span). Interrupts off.
+  static func startOneShotTimer(nanoseconds: UInt64) {
+    let ticks = max(1, min(nanoseconds * timerTicksPerMillisecond / 1_000_000, UInt64(UInt32.max)))
+    write(.timerDivideConfiguration, timerDivideBy16)
+    write(.lvtTimer, UInt32(Vector.timer))  // one-shot mode, unmasked
+    write(.timerInitialCount, UInt32(ticks))
+  }
+
+  /// Stops the running CPU's timer.
+  static func stopTimer() {
+    write(.timerInitialCount, 0)
+    write(.lvtTimer, lvtMasked | UInt32(Vector.timer))
   }
 
   /// This CPU's APIC ID as the APIC itself reports it (xAPIC: bits 31:24 of the ID

@@ -7,8 +7,11 @@ enum Trampoline {
   /// Where the code is copied: page aligned, below 1 MiB (the SIPI vector is a page
   /// number, SDM Vol. 3A §11.6.1), and in RAM the memory map calls usable.
   static let base: UInt64 = 0x8000
-  /// Where the parameter block lives (base + 0xF00, after the code).
-  static let parametersAddress: UInt64 = 0x8F00
+  /// Where the parameter block lives: the page after the code, never the code's own.
+  /// Every AP writes its ticket here; under TCG a store into a page that holds
+  /// translated code throws that page's translations away, so with the block beside the
+  /// code each AP retranslated the trampoline (64 vCPUs: ~3x slower bring-up).
+  static let parametersAddress: UInt64 = 0x9000
 
   /// The STARTUP IPI's vector: the trampoline's page number.
   static var startupPage: UInt8 { UInt8(base >> 12) }
@@ -22,6 +25,7 @@ enum Trampoline {
   static func install(_ parameters: TrampolineParameters) {
     let code = KernelSymbols.trampoline
     precondition(base + UInt64(code.count) <= parametersAddress, "trampoline overlaps its parameters")
+    precondition(parametersAddress % 4096 == 0 && parametersAddress != base & ~4095, "parameters share the code's page")
     let destination = UnsafeMutableRawPointer(bitPattern: UInt(base))!
     destination.copyMemory(from: code.baseAddress!, byteCount: code.count)
     self.parameters.initialize(to: parameters)
