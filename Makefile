@@ -62,6 +62,7 @@ $(KERNEL): $(ASM_OBJECTS) $(BUILD)/swift.o Linker/kernel.ld
 	@echo "  LD      $@"
 	@$(LD) -nostdlib -static --gc-sections -z max-page-size=4096 -z noexecstack \
 	  -T Linker/kernel.ld -o $@ $(ASM_OBJECTS) $(BUILD)/swift.o
+	@scripts/check-image.sh $@ || { rm -f $@; exit 1; }
 
 # QEMU's Multiboot loader takes ELF32 only; the 64-bit code inside is unchanged.
 $(IMAGE): $(KERNEL)

@@ -129,12 +129,14 @@ section .bss
 align 4096
 idt_table:
     resb 4096
+console_ring:                   ; 256 records of 256 bytes; zero = every record free
+    resb 65536
 
 section .rodata
 align 8
 kernel_symbol_table:
     dq __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
-    dq isr_stub_table, idt_table, early_percpu_ap, boot_stack_top, ap_entry
+    dq isr_stub_table, idt_table, early_percpu_ap, boot_stack_top, ap_entry, console_ring
 
 section .text
 FUNC kernel_symbols             ; () -> address of kernel_symbol_table

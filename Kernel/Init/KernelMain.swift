@@ -14,12 +14,12 @@ func kmain(magic: UInt32, info: UInt64) {
   BootMemory.setUpHeap(multiboot)
   let parameters = BootCommandLine.parse(multiboot)
   PIC.maskAll()
+  let acpi = ACPIDiscovery.discover()
+  if let fadt = acpi.fadt { PMTimer.configure(fadt) }
   Clock.calibrate()
   LocalAPIC.selectMode()
   LocalAPIC.enable()
   LocalAPIC.calibrateTimer()
-  let acpi = ACPIDiscovery.discover()
-  if let fadt = acpi.fadt { PMTimer.configure(fadt) }
   let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
   let outcome = BootCPUs.startSecondaries(limits: limits, parameters: parameters)
   BootCPUs.announce(outcome)

@@ -65,7 +65,10 @@ enum Panic {
     CPUInstructions.disableInterrupts()
     let me = PerCPU.currentIndexOrUnknown + 2
     let claim = owner.compareExchange(expected: 0, desired: me, ordering: .relaxed)
-    if claim.exchanged { return }
+    if claim.exchanged {
+      Console.markUrgent()
+      return
+    }
     if claim.original == me { DebugExit.exit(.panicked) }
     while true { CPUInstructions.halt() }
   }

@@ -88,3 +88,21 @@ struct JudgeExpectationTests {
     #expect(ResultFormat.summary(passed: 3, failed: 1) == "3 passed, 1 failed\n")
   }
 }
+
+@Suite("Whole lines")
+struct WholeLineTests {
+  private let expectation = WholeLines(prefix: "burst ", body: "cpu=[0-9]+ (abc){2}", count: 2)
+
+  @Test func countsOnlyLinesThatMatchEntirely() {
+    let clean = SerialLog("burst cpu=0 abcabc\nburst cpu=1 abcabc\n")
+    #expect(Judge.wholeLineFailures(clean, expectation).isEmpty)
+    let interleaved = SerialLog("burst cpu=0 abcburst cpu=1 abc\nabc\nburst cpu=1 abcabc\n")
+    #expect(Judge.wholeLineFailures(interleaved, expectation) == ["1 whole 'burst ' lines, expected 2"])
+    let extra = SerialLog("burst cpu=0 abcabc\nburst cpu=1 abcabc\nburst cpu=2 abcabc\n")
+    #expect(Judge.wholeLineFailures(extra, expectation).count == 1)
+  }
+
+  @Test func noExpectationNoFailure() {
+    #expect(Judge.wholeLineFailures(SerialLog("anything"), nil).isEmpty)
+  }
+}

@@ -16,9 +16,9 @@ struct MatrixTests {
     #expect(
       names == [
         "smp-1-pc", "smp-2-pc", "smp-3-pc", "smp-4-pc", "smp-8-pc", "smp-16-pc", "smp-64-pc",
-        "smp-4-q35", "smp-6-sparse", "nosmp", "maxcpus-0", "maxcpus-2", "nr-cpus-3",
-        "maxcpus-malformed", "nr-cpus-negative", "dead-ap-2", "fault-ud", "fault-pf",
-        "fault-triple",
+        "smp-4-q35", "smp-6-sparse", "no-acpi", "x2apic-kvm", "nosmp", "maxcpus-0",
+        "maxcpus-2", "nr-cpus-3", "maxcpus-malformed", "nr-cpus-negative", "unknown-params",
+        "dead-ap-2", "fault-ud", "fault-pf", "fault-triple", "console-8", "console-64",
       ])
   }
 
@@ -55,6 +55,17 @@ struct MatrixTests {
         "-serial", "file:l/x.log", "-monitor", "none", "-no-reboot",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
       ])
+  }
+
+  @Test func perConfigArgumentsAndKVM() {
+    let command = QEMUCommand(kernel: "k", accel: .tcg)
+    let x2apic = command.arguments(for: config("x2apic-kvm"), serial: .file("l"))
+    #expect(x2apic.contains("kvm") && !x2apic.contains("host"))
+    #expect(x2apic.suffix(2) != ["-cpu", "host"] && x2apic.contains("qemu64,+x2apic"))
+    let noACPI = command.arguments(for: config("no-acpi"), serial: .file("l"))
+    #expect(noACPI.contains("acpi=off") && noACPI.contains("tcg"))
+    #expect(ResultFormat.summary(passed: 3, failed: 1, skipped: 2) == "3 passed, 1 failed, 2 skipped\n")
+    #expect(ResultFormat.summary(passed: 3, failed: 0) == "3 passed, 0 failed\n")
   }
 
   @Test func kvmAddsHostCPUAndTheConsoleIsTeedToTheLog() {

@@ -4,6 +4,7 @@ enum KernelTests {
   static func all(_ context: TestContext) -> [KernelTestSuite] {
     [
       BootSuite.make(context),
+      ConsoleSuite.suite,
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,

@@ -11,6 +11,8 @@ enum RemoteWork: UInt8 {
   case pingPong = 1
   /// Count one acknowledgement: proves the CPU woke and ran posted work.
   case acknowledge = 2
+  /// Print a burst of log lines, then acknowledge (see `ConsoleSuite`).
+  case logBurst = 3
 }
 
 enum Idle {
@@ -49,9 +51,16 @@ enum Idle {
     switch work {
     case .none: break
     case .pingPong: CacheLinePingPong.respond()
+    case .logBurst:
+      ConsoleSuite.burst()
+      acknowledge()
     case .acknowledge:
-      // Release pairs with the waiter's acquire: it sees the work done.
-      PerCPU.current.pointee.acknowledgements.wrappingAdd(1, ordering: .releasing)
+      acknowledge()
     }
+  }
+
+  private static func acknowledge() {
+    // Release pairs with the waiter's acquire: it sees the work done.
+    PerCPU.current.pointee.acknowledgements.wrappingAdd(1, ordering: .releasing)
   }
 }

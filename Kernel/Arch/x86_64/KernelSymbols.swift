@@ -5,7 +5,7 @@
 enum KernelSymbols {
   private enum Slot: Int {
     case kernelStart, kernelEnd, trampolineStart, trampolineEnd, trampolineLayout
-    case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry
+    case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry, consoleRing
   }
 
   private static func address(_ slot: Slot) -> UInt64 { kernel_symbols()[slot.rawValue] }
@@ -37,6 +37,10 @@ enum KernelSymbols {
   static var earlyPerCPUForAPs: UInt64 { address(.earlyPerCPUForAPs) }
   /// `ap_entry` (APMain.swift), where the trampoline calls into Swift.
   static var apEntry: UInt64 { address(.apEntry) }
+  /// 64 KiB of zeroed storage for the log's record ring (Console.swift).
+  static var consoleRing: UnsafeMutableRawPointer {
+    UnsafeMutableRawPointer(bitPattern: UInt(address(.consoleRing)))!
+  }
   /// Top of the boot CPU's 16 KiB boot stack.
   static var bootStackTop: UInt64 { address(.bootStackTop) }
 }

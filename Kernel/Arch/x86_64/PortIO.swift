@@ -33,6 +33,7 @@ enum DebugExit {
 
   /// Ends the machine. Falls back to halting forever where the device is absent.
   static func exit(_ status: Status) -> Never {
+    Console.flush()
     CPUInstructions.outb(Port.debugExit, status.rawValue)
     while true {
       CPUInstructions.disableInterrupts()

@@ -41,13 +41,34 @@ enum Serial {
     write(.modemControl, mcrDTRAndRTS)
   }
 
+  /// Depth of the 16550's transmit FIFO, enabled by `initialize()`.
+  private static let fifoDepth = 16
+
   /// Sends one byte, waiting a bounded time for the transmitter.
   /// Any context; the caller serialises whole lines (see `Console`).
   static func send(_ byte: UInt8) {
+    waitForTransmitterEmpty()
+    write(.data, byte)
+  }
+
+  /// Sends `bytes`, up to a FIFO's worth per check of the line status: with FIFOs
+  /// enabled, THRE means the whole transmit FIFO is empty (PC16550D §8.6.3).
+  static func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+    var index = 0
+    while index < bytes.count {
+      waitForTransmitterEmpty()
+      let end = min(index + fifoDepth, bytes.count)
+      while index < end {
+        write(.data, bytes[index])
+        index += 1
+      }
+    }
+  }
+
+  private static func waitForTransmitterEmpty() {
     var polls = 0
     while read(.lineStatus) & lsrTransmitHoldingEmpty == 0 && polls < readyPollLimit {
       polls += 1
     }
-    write(.data, byte)
   }
 }

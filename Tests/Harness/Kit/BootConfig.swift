@@ -45,6 +45,25 @@ public struct DeadAPExpectation: Equatable, Sendable {
   }
 }
 
+/// Lines that must each arrive whole: exactly `count` lines of the log start with `prefix`
+/// and then consist of `body` (a regular expression for the rest of the line). A line
+/// that two CPUs interleaved fails the pattern, so the count falls short.
+public struct WholeLines: Equatable, Sendable {
+  /// The fixed start of every such line.
+  public var prefix: String
+  /// A regular expression the rest of each line must match entirely.
+  public var body: String
+  /// How many such lines the boot prints.
+  public var count: Int
+
+  /// Creates the expectation.
+  public init(prefix: String, body: String, count: Int) {
+    self.prefix = prefix
+    self.body = body
+    self.count = count
+  }
+}
+
 /// Everything a boot's exit status and serial log must show for its configuration to pass.
 public struct Expectations: Equatable, Sendable {
   /// How the boot must end.
@@ -61,12 +80,14 @@ public struct Expectations: Equatable, Sendable {
   public var ktapSuites: [String]
   /// An AP that must be reported as not coming online.
   public var deadAP: DeadAPExpectation?
+  /// Lines that must arrive whole (line atomicity of the console).
+  public var wholeLines: WholeLines?
 
   /// Creates expectations; everything but the outcome is optional.
   public init(
     outcome: Outcome = .pass, onlineCPUs: [Int]? = nil, apicIDs: [UInt32]? = nil,
     mustContain: [String] = [], mustNotContain: [String] = [], ktapSuites: [String] = [],
-    deadAP: DeadAPExpectation? = nil
+    deadAP: DeadAPExpectation? = nil, wholeLines: WholeLines? = nil
   ) {
     self.outcome = outcome
     self.onlineCPUs = onlineCPUs
@@ -75,6 +96,7 @@ public struct Expectations: Equatable, Sendable {
     self.mustNotContain = mustNotContain
     self.ktapSuites = ktapSuites
     self.deadAP = deadAP
+    self.wholeLines = wholeLines
   }
 }
 
@@ -94,11 +116,17 @@ public struct BootConfig: Equatable, Sendable {
   public var timeout: Duration
   /// What the boot must show.
   public var expectations: Expectations
+  /// More QEMU arguments, such as `["-machine", "acpi=off"]` (options of a repeated
+  /// `-machine` merge) or `["-cpu", "qemu64,+x2apic"]`.
+  public var qemuArguments: [String]
+  /// Boot under KVM whatever `--accel` says; skipped where /dev/kvm is not usable.
+  public var requiresKVM: Bool
 
   /// Creates a configuration; `timeout` defaults to `defaultTimeout(smp:)`.
   public init(
     name: String, smp: String, machine: Machine = .pc, memory: String = "128M",
-    append: String = "", timeout: Duration? = nil, expectations: Expectations = Expectations()
+    append: String = "", timeout: Duration? = nil, expectations: Expectations = Expectations(),
+    qemuArguments: [String] = [], requiresKVM: Bool = false
   ) {
     self.name = name
     self.smp = smp
@@ -107,6 +135,8 @@ public struct BootConfig: Equatable, Sendable {
     self.append = append
     self.timeout = timeout ?? BootConfig.defaultTimeout(smp: smp)
     self.expectations = expectations
+    self.qemuArguments = qemuArguments
+    self.requiresKVM = requiresKVM
   }
 
   /// The default wall-clock bound: 30 s, or 90 s from 64 vCPUs up (TCG runs vCPUs in turn).

@@ -38,9 +38,16 @@ public enum Commands {
         "lockstep-harness: no configuration matches '\(options.filter ?? "")'\n")
       return 2
     }
+    let kvmUsable = KVM.isUsable
+    let skipped = configs.filter { $0.requiresKVM && !kvmUsable }
+    for config in skipped {
+      sink("SKIP  \(config.name)  (needs KVM; /dev/kvm is not usable here)\n")
+    }
+    let runnable = configs.filter { !$0.requiresKVM || kvmUsable }
     let booter = Booter(command: options.common.command, logDirectory: options.common.logs)
-    let totals = CheckRun.run(configs, jobs: options.jobs, sink: sink) { booter.boot($0) }
-    sink(ResultFormat.summary(passed: totals.passed, failed: totals.failed))
+    let totals = CheckRun.run(runnable, jobs: options.jobs, sink: sink) { booter.boot($0) }
+    sink(
+      ResultFormat.summary(passed: totals.passed, failed: totals.failed, skipped: skipped.count))
     return totals.failed == 0 ? 0 : 1
   }
 

@@ -38,7 +38,23 @@ public enum Judge {
     failures += expectations.ktapSuites.filter { !suites.contains($0) }
       .map { "KTAP suite '\($0)' missing" }
     failures += deadAPFailures(log, expectations.deadAP)
+    failures += wholeLineFailures(log, expectations.wholeLines)
     return Verdict(failures: failures)
+  }
+
+  /// Counts the lines that are exactly `prefix` + `body`; anything but `count` fails.
+  /// - Returns: One failure, or none.
+  public static func wholeLineFailures(_ log: SerialLog, _ expected: WholeLines?) -> [String] {
+    guard let expected else { return [] }
+    guard let body = try? Regex("^(?:" + expected.body + ")$") else {
+      return ["bad wholeLines pattern '\(expected.body)'"]
+    }
+    let whole = log.lines.filter { line in
+      line.hasPrefix(expected.prefix)
+        && line.dropFirst(expected.prefix.count).wholeMatch(of: body) != nil
+    }
+    guard whole.count != expected.count else { return [] }
+    return ["\(whole.count) whole '\(expected.prefix)' lines, expected \(expected.count)"]
   }
 
   /// How QEMU ended against the expected outcome, then what that outcome requires of the log.

@@ -5,7 +5,7 @@
 public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
-    scaling + machines + commandLine + deadAP + faults
+    scaling + machines + firmware + commandLine + deadAP + faults + console
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
@@ -20,6 +20,23 @@ public enum Matrix {
       "smp-6-sparse", smp: "6,sockets=2,cores=3", online: Array(0..<6), apic: [0, 1, 2, 4, 5, 6]),
   ]
 
+  /// What the firmware tells the kernel: no ACPI at all, and x2APIC mode (KVM only:
+  /// QEMU 7.2's TCG does not offer x2APIC).
+  public static let firmware: [BootConfig] = [
+    BootConfig(
+      name: "no-acpi", smp: "4", append: "ktest=boot",
+      expectations: Expectations(
+        onlineCPUs: [0], apicIDs: [0], mustContain: ["acpi: no valid RSDP", "boot CPU alone"],
+        ktapSuites: ["boot"]),
+      qemuArguments: ["-machine", "acpi=off"]),
+    BootConfig(
+      name: "x2apic-kvm", smp: "2", machine: .q35, append: "ktest=boot",
+      expectations: Expectations(
+        onlineCPUs: [0, 1], apicIDs: [0, 1], mustContain: ["APIC mode x2APIC"],
+        ktapSuites: ["boot"]),
+      qemuArguments: ["-cpu", "qemu64,+x2apic"], requiresKVM: true),
+  ]
+
   /// Command-line parameters that limit (or fail to limit) the CPUs brought up, on `-smp 4`.
   public static let commandLine: [BootConfig] = [
     .bootSuite("nosmp", smp: "4", extraAppend: "nosmp", online: [0]),
@@ -32,6 +49,10 @@ public enum Matrix {
     .bootSuite(
       "nr-cpus-negative", smp: "4", extraAppend: "nr_cpus=-1", online: [0, 1, 2, 3],
       mustContain: ["nr_cpus=-1"]),
+    .bootSuite(
+      "unknown-params", smp: "2", extraAppend: "frobnicate=1 frobnicate=2 quiet",
+      online: [0, 1],
+      mustContain: ["unknown parameter 'frobnicate' ignored", "unknown parameter 'quiet' ignored"]),
   ]
 
   /// An AP that the kernel is told to treat as dead must be given up on, promptly.
@@ -42,6 +63,18 @@ public enum Matrix {
         onlineCPUs: [0, 1, 3], apicIDs: [0, 1, 3], ktapSuites: ["boot"],
         deadAP: DeadAPExpectation(cpu: 2, apic: 2, withinMs: 1000)))
   ]
+
+  /// Every CPU prints 20 long lines at once (`ktest=console`); each must arrive whole.
+  public static let console: [BootConfig] = [8, 64].map { count in
+    BootConfig(
+      name: "console-\(count)", smp: "\(count)", append: "ktest=console",
+      expectations: Expectations(
+        ktapSuites: ["console"],
+        wholeLines: WholeLines(
+          prefix: "console-burst ",
+          body: "cpu=[0-9]+ seq=[0-9]+ (0123456789abcdefghijklmnopqrstuvwxyz){2}",
+          count: count * 20)))
+  }
 
   /// Injected faults: each must end in a panic report, or in a reset for the triple fault.
   public static let faults: [BootConfig] = [

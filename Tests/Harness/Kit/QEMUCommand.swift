@@ -11,6 +11,15 @@ public enum SerialSink: Equatable, Sendable {
   case console(logPath: String)
 }
 
+/// Whether this machine can run KVM guests.
+public enum KVM {
+  /// True when /dev/kvm exists and this process may open it for reading and writing.
+  public static var isUsable: Bool {
+    FileManager.default.isReadableFile(atPath: "/dev/kvm")
+      && FileManager.default.isWritableFile(atPath: "/dev/kvm")
+  }
+}
+
 /// What every boot of a harness run shares: which QEMU, which kernel, which accelerator.
 public struct QEMUCommand: Equatable, Sendable {
   /// The QEMU executable: a path, or a name looked up in `PATH`.
@@ -33,11 +42,13 @@ public struct QEMUCommand: Equatable, Sendable {
   ///   - serial: Where the serial console goes.
   /// - Returns: The argument vector.
   public func arguments(for config: BootConfig, serial: SerialSink) -> [String] {
+    let accel = config.requiresKVM ? Accel.kvm : self.accel
     var arguments = [
       "-machine", config.machine.rawValue, "-accel", accel.rawValue, "-smp", config.smp,
       "-m", config.memory, "-kernel", kernel, "-append", config.append,
     ]
-    if accel == .kvm { arguments += ["-cpu", "host"] }
+    if accel == .kvm && !config.qemuArguments.contains("-cpu") { arguments += ["-cpu", "host"] }
+    arguments += config.qemuArguments
     arguments += ["-display", "none"]
     switch serial {
     case .file(let path):

@@ -34,9 +34,11 @@ public enum ResultFormat {
       ? "PASS  \(name)  (\(record.elapsed.secondsText))\n" : "FAIL  \(name)  (\(verdict.reason))\n"
   }
 
-  /// The closing line: `N passed, N failed`.
-  public static func summary(passed: Int, failed: Int) -> String {
-    "\(passed) passed, \(failed) failed\n"
+  /// The closing line: `N passed, N failed`, and `, N skipped` when any were.
+  public static func summary(passed: Int, failed: Int, skipped: Int = 0) -> String {
+    skipped > 0
+      ? "\(passed) passed, \(failed) failed, \(skipped) skipped\n"
+      : "\(passed) passed, \(failed) failed\n"
   }
 }
 
