@@ -76,8 +76,7 @@ public struct CPUTable: Equatable, Sendable {
   ///   - bootAPICID: the boot CPU's APIC ID, read from its local APIC.
   ///   - limit: possible CPUs (`CPULimits.possible`), at least 1.
   /// - Returns: the table.
-  public static func build(processors: [MADT.Processor], bootAPICID: APICID, limit: Int) -> CPUTable
-  {
+  public static func build(processors: [MADT.Processor], bootAPICID: APICID, limit: Int) -> CPUTable {
     precondition(limit >= 1, "the boot CPU is always possible")
     var table = bootOnly(bootAPICID)
     if !processors.contains(where: { $0.apicID == bootAPICID }) {

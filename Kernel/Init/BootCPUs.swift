@@ -22,7 +22,9 @@ enum BootCPUs {
       limits = parameters.limits(presentCPUs: 1)
     }
     for diagnostic in table.diagnostics { log("smp: \(line: describe(diagnostic))") }
-    log("smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")")
+    log(
+      "smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")"
+    )
     CPUs.setUp(table)
     let boot = PerCPU.block(0)
     PerCPU.install(boot)
@@ -50,9 +52,12 @@ enum BootCPUs {
     for index in 0..<CPUs.count {
       let block = PerCPU.block(index)
       let state = CPUs.state(of: index)
-      let latency = state == .online && index > 0
+      let latency =
+        state == .online && index > 0
         ? Clock.ticksToNanoseconds(block.pointee.onlineTSC &- outcome.firstINITTicks) / 1000 : 0
-      log("  CPU \(index)  APIC \(block.pointee.apicID)  \(name(state))\(index == 0 ? "  (boot)" : "")  \(latency) us")
+      log(
+        "  CPU \(index)  APIC \(block.pointee.apicID)  \(name(state))\(index == 0 ? "  (boot)" : "")  \(latency) us"
+      )
       if state == .online { apicIDs.append(Int(block.pointee.apicID)) }
     }
     // cpulist form, so 64 CPUs fit a line. APIC IDs are listed in CPU order, which
@@ -75,9 +80,11 @@ enum BootCPUs {
 
   private static func describe(_ diagnostic: CPUTableDiagnostic) -> LogLine {
     switch diagnostic {
-    case .bootCPUMissingFromMADT(let id): "boot CPU's APIC ID \(id.rawValue) is not in the MADT; it is CPU 0 anyway"
+    case .bootCPUMissingFromMADT(let id):
+      "boot CPU's APIC ID \(id.rawValue) is not in the MADT; it is CPU 0 anyway"
     case .duplicate(let id): "APIC ID \(id.rawValue) listed twice; second entry ignored"
-    case .notEnabled(let id, let capable): "APIC ID \(id.rawValue) disabled in the MADT\(capable ? " (online capable)" : ""); not started"
+    case .notEnabled(let id, let capable):
+      "APIC ID \(id.rawValue) disabled in the MADT\(capable ? " (online capable)" : ""); not started"
     case .overLimit(let id): "APIC ID \(id.rawValue) beyond nr_cpus; not possible"
     case .tooMany(let id): "APIC ID \(id.rawValue) beyond maxCPUs; ignored"
     }

@@ -15,7 +15,9 @@ enum BootMemory {
       if region.isUsable && region.base <= kernelStart && kernelStart < region.end {
         end = min(region.end, heapCeiling)
       }
-      if region.isUsable && region.base <= Trampoline.base && Trampoline.parametersAddress + 0x1000 <= region.end {
+      if region.isUsable && region.base <= Trampoline.base
+        && Trampoline.parametersAddress + 0x1000 <= region.end
+      {
         trampolineIsFree = true
       }
     }
@@ -23,7 +25,9 @@ enum BootMemory {
       Panic.halt("mem: no usable region holds the kernel with room for a heap")
     }
     guard trampolineIsFree else {
-      Panic.halt("mem: the AP trampoline pages \(hex: Trampoline.base)-\(hex: Trampoline.parametersAddress + 0x1000) are not usable RAM")
+      Panic.halt(
+        "mem: the AP trampoline pages \(hex: Trampoline.base)-\(hex: Trampoline.parametersAddress + 0x1000) are not usable RAM"
+      )
     }
     KernelHeap.initialize(start: UInt(start), end: UInt(end))
     log("mem: heap \(hex: start)-\(hex: end) (\((end - start) / 1024) KiB)")

@@ -42,7 +42,9 @@ enum Panic {
     let cpu = PerCPU.currentIndexOrUnknown
     log("PANIC: CPU \(cpu): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
     log("PANIC: RIP=\(hex: f.rip, digits: 16) CS=\(hex: f.cs) RFLAGS=\(hex: f.rflags)")
-    log("PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: CPUInstructions.readCR2(), digits: 16)")
+    log(
+      "PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: CPUInstructions.readCR2(), digits: 16)"
+    )
     log("PANIC: RAX=\(hex: f.rax, digits: 16) RBX=\(hex: f.rbx, digits: 16) RCX=\(hex: f.rcx, digits: 16)")
     log("PANIC: RDX=\(hex: f.rdx, digits: 16) RSI=\(hex: f.rsi, digits: 16) RDI=\(hex: f.rdi, digits: 16)")
     log("PANIC: RBP=\(hex: f.rbp, digits: 16) R8=\(hex: f.r8, digits: 16) R9=\(hex: f.r9, digits: 16)")

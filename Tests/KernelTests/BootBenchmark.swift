@@ -22,7 +22,9 @@ enum BootBenchmark {
         }
       }
       log(line)
-      log("bench-note bring-up: APs start in parallel and idle in hlt once online; times from the first INIT")
+      log(
+        "bench-note bring-up: APs start in parallel; the boot CPU waits in hlt, APs idle in hlt once online; times from the first INIT"
+      )
       CacheLinePingPong.measure(partner: 1, rounds: pingPongRounds)
     } else {
       log("bench-note one CPU online: no bring-up or cache-line figures")

@@ -24,7 +24,9 @@ enum BootSuite {
       let block = PerCPU.block(cpu.rawValue)
       let observed = block.pointee.observed
       guard observed.gsSelf == block.pointee.selfAddress else {
-        return .fail("CPU \(cpu.rawValue) saw GS:0 = \(hex: observed.gsSelf), expected \(hex: block.pointee.selfAddress)")
+        return .fail(
+          "CPU \(cpu.rawValue) saw GS:0 = \(hex: observed.gsSelf), expected \(hex: block.pointee.selfAddress)"
+        )
       }
       guard observed.gsIndex == UInt64(cpu.rawValue) else {
         return .fail("CPU \(cpu.rawValue) saw GS:8 = \(observed.gsIndex)")
@@ -74,7 +76,8 @@ enum BootSuite {
     for cpu in CPUs.online where cpu.rawValue > 0 {
       let online = PerCPU.block(cpu.rawValue).pointee.onlineTSC
       guard online > start, online <= context.bringUp.doneTicks else {
-        return .fail("CPU \(cpu.rawValue) online at TSC \(online), outside [\(start), \(context.bringUp.doneTicks)]")
+        return .fail(
+          "CPU \(cpu.rawValue) online at TSC \(online), outside [\(start), \(context.bringUp.doneTicks)]")
       }
     }
     return .pass

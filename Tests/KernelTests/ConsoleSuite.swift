@@ -17,7 +17,9 @@ enum ConsoleSuite {
   static func burst() {
     let cpu = PerCPU.currentIndexOrUnknown
     for sequence in 0..<linesPerCPU {
-      log("console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz")
+      log(
+        "console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+      )
     }
   }
 
@@ -36,7 +38,9 @@ enum ConsoleSuite {
       }
       if !done { return .fail("CPU \(cpu.rawValue) did not finish its burst within 2 s") }
     }
-    KTAP.diagnostic("\(CPUs.online.count) CPUs printed \(linesPerCPU) lines each; printer taken over \(Console.takeoverCount.load(ordering: .relaxed)) times, \(Console.skippedCount.load(ordering: .relaxed)) lines skipped")
+    KTAP.diagnostic(
+      "\(CPUs.online.count) CPUs printed \(linesPerCPU) lines each; printer taken over \(Console.takeoverCount.load(ordering: .relaxed)) times, \(Console.skippedCount.load(ordering: .relaxed)) lines skipped"
+    )
     return .pass
   }
 }

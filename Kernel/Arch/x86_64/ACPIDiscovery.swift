@@ -43,7 +43,9 @@ enum ACPIDiscovery {
       do {
         if header.signature == ACPI.signature("APIC"), let bytes = table(at: address, signature: "APIC") {
           result.madt = try MADT.parse(bytes)
-        } else if header.signature == ACPI.signature("FACP"), let bytes = table(at: address, signature: "FACP") {
+        } else if header.signature == ACPI.signature("FACP"),
+          let bytes = table(at: address, signature: "FACP")
+        {
           result.fadt = try FADT.parse(bytes)
         }
       } catch {

@@ -43,7 +43,9 @@ enum APStartup {
     startAll(targets, initDelayMicroseconds: 0, sipiSpacingMicroseconds: 10)
     var missing = waitForOnline(targets, since: outcome.firstINITTicks, policy: policy)
     if !missing.isEmpty {
-      log("smp: \(missing.count) CPU(s) not online after \(policy.timeoutNanoseconds / 1_000_000) ms; retrying INIT-SIPI-SIPI with the SDM's delays")
+      log(
+        "smp: \(missing.count) CPU(s) not online after \(policy.timeoutNanoseconds / 1_000_000) ms; retrying INIT-SIPI-SIPI with the SDM's delays"
+      )
       let retryStart = CPUInstructions.readTSC()
       startAll(missing, initDelayMicroseconds: 10_000, sipiSpacingMicroseconds: 200)
       missing = waitForOnline(missing, since: retryStart, policy: policy)
@@ -66,7 +68,9 @@ enum APStartup {
   }
 
   /// INIT to every target, then two rounds of STARTUP.
-  private static func startAll(_ targets: CPUSet, initDelayMicroseconds: UInt64, sipiSpacingMicroseconds: UInt64) {
+  private static func startAll(
+    _ targets: CPUSet, initDelayMicroseconds: UInt64, sipiSpacingMicroseconds: UInt64
+  ) {
     for cpu in targets { LocalAPIC.send(.initAssert(to: apicID(cpu))) }
     Clock.delay(microseconds: initDelayMicroseconds)
     for round in 0..<2 {
@@ -115,7 +119,9 @@ enum APStartup {
         expected: CPUState.starting.rawValue, desired: CPUState.failed.rawValue, ordering: .relaxed)
       guard exchange.exchanged else { continue }
       failed.insert(cpu)
-      log("smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(elapsed) ms since first INIT); left offline")
+      log(
+        "smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(elapsed) ms since first INIT); left offline"
+      )
     }
     return failed
   }

@@ -125,7 +125,8 @@ enum Console {
       let lap = ticket / UInt64(slots)
       if state(record).pointee.load(ordering: .acquiring) == 2 * lap + 1 {  // pairs with the commit
         let count = Int(record.load(fromByteOffset: 8, as: UInt64.self))
-        Serial.write(UnsafeBufferPointer(start: (record + textOffset).assumingMemoryBound(to: UInt8.self), count: count))
+        Serial.write(
+          UnsafeBufferPointer(start: (record + textOffset).assumingMemoryBound(to: UInt8.self), count: count))
         Serial.send(0x0A)
       } else if !skipIfStuck(record, ticket: ticket) {
         return  // its writer is still copying; it will drain when it commits
@@ -149,7 +150,8 @@ enum Console {
     guard now &- stalledSince > skipAfterNanoseconds else { return false }
     let lap = ticket / UInt64(slots)
     let skipped = state(record).pointee.compareExchange(
-      expected: 2 * lap, desired: 2 * lap + 1, ordering: .sequentiallyConsistent).exchanged
+      expected: 2 * lap, desired: 2 * lap + 1, ordering: .sequentiallyConsistent
+    ).exchanged
     if skipped {
       let notice: StaticString = "console: skipped a line whose CPU stopped while writing it"
       notice.withUTF8Buffer { Serial.write($0) }
@@ -161,7 +163,8 @@ enum Console {
   /// Takes the printer role from a CPU that has held it past the bound. Returns whether
   /// this CPU is now the printer.
   private static func takeOver(me: Int, since start: UInt64) -> Bool {
-    let bound = urgentCPU.load(ordering: .relaxed) == me
+    let bound =
+      urgentCPU.load(ordering: .relaxed) == me
       ? urgentTakeoverAfterNanoseconds : takeoverAfterNanoseconds
     let holder = printer.load(ordering: .relaxed)
     guard holder != 0, holder != me, Clock.nanoseconds() &- start > bound else { return false }

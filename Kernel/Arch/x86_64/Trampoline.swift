@@ -25,7 +25,8 @@ enum Trampoline {
   static func install(_ parameters: TrampolineParameters) {
     let code = KernelSymbols.trampoline
     precondition(base + UInt64(code.count) <= parametersAddress, "trampoline overlaps its parameters")
-    precondition(parametersAddress % 4096 == 0 && parametersAddress != base & ~4095, "parameters share the code's page")
+    precondition(
+      parametersAddress % 4096 == 0 && parametersAddress != base & ~4095, "parameters share the code's page")
     let destination = UnsafeMutableRawPointer(bitPattern: UInt(base))!
     destination.copyMemory(from: code.baseAddress!, byteCount: code.count)
     self.parameters.initialize(to: parameters)

@@ -1,4 +1,5 @@
 import LockstepKernel
+
 // Benchmark samples from `bench` lines, pooled per (metric, vCPU count) across boots.
 
 /// One benchmark line of the serial log.

@@ -1,5 +1,5 @@
-import LockstepKernel
 import Foundation
+import LockstepKernel
 
 // Benchmark figures: the table `bench` prints and the JSON it writes.
 
@@ -30,8 +30,7 @@ public struct BenchFigure: Codable, Equatable, Sendable {
   }
 
   /// Creates a figure from a summary.
-  public init(vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?)
-  {
+  public init(vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?) {
     self.vcpus = vcpus
     self.metric = metric
     self.unit = unit
