@@ -36,18 +36,7 @@ _start:
     mov edi, eax                        ; keep the magic for kmain
     mov esi, ebx                        ; and the info pointer
 
-    mov eax, cr4
-    or eax, CR4_PAE
-    mov cr4, eax
-    mov eax, boot_pml4
-    mov cr3, eax
-    mov ecx, MSR_EFER
-    rdmsr
-    or eax, EFER_LME
-    wrmsr
-    mov eax, cr0
-    or eax, CR0_PG | CR0_WP
-    mov cr0, eax
+    ENABLE_LONG_MODE boot_pml4
 
     lgdt [boot_gdtr]
     jmp GDT_CODE64:.long_mode

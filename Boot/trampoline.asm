@@ -44,18 +44,7 @@ bits 32
     mov ds, ax
     mov es, ax
     mov ss, ax
-    mov eax, cr4
-    or eax, CR4_PAE
-    mov cr4, eax
-    mov eax, [TRAMPOLINE_PARAMS + TP_CR3]
-    mov cr3, eax
-    mov ecx, MSR_EFER
-    rdmsr
-    or eax, EFER_LME
-    wrmsr
-    mov eax, cr0
-    or eax, CR0_PG | CR0_WP
-    mov cr0, eax
+    ENABLE_LONG_MODE [TRAMPOLINE_PARAMS + TP_CR3]
     jmp GDT_CODE64:ABS(.long)
 
 bits 64
