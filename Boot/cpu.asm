@@ -129,8 +129,8 @@ section .bss
 align 4096
 idt_table:
     resb 4096
-console_ring:                   ; 256 records of 256 bytes; zero = every record free
-    resb 65536
+console_ring:                   ; 1024 records of 256 bytes; zero = every record free
+    resb 262144
 
 section .rodata
 align 8

@@ -26,6 +26,7 @@ enum BootCPUs {
       "smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")"
     )
     CPUs.setUp(table)
+    SMP.setUp(watchdogTimeoutMilliseconds: parameters.integer("csd_timeout_ms") ?? 1000)
     let boot = PerCPU.block(0)
     PerCPU.install(boot)
     boot.pointee.stackTop = KernelSymbols.bootStackTop

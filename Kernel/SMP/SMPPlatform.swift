@@ -18,6 +18,20 @@ public protocol SMPPlatform {
   static func log(_ line: LogLine)
   /// Reports a fatal condition and stops the machine.
   static func panic(_ line: LogLine) -> Never
+
+  /// Whether interrupts are enabled on the running CPU.
+  static var interruptsEnabled: Bool { get }
+  /// CPUs that may exist: 0..<possibleCPUCount. Linux: nr_cpu_ids.
+  static var possibleCPUCount: Int { get }
+  /// Whether `cpu` is online. Linux: cpu_online().
+  static func isOnline(_ cpu: CPUIndex) -> Bool
+  /// The online CPUs. Linux: cpu_online_mask.
+  static var onlineCPUs: CPUSet { get }
+  /// Interrupts `cpu` so that it runs `CrossCalls.handleInterrupt()`.
+  /// Linux: arch_send_call_function_single_ipi().
+  static func sendCallIPI(to cpu: CPUIndex)
+  /// Interrupts every CPU in `cpus` likewise. Linux: arch_send_call_function_ipi_mask().
+  static func sendCallIPI(toAll cpus: CPUSet)
 }
 
 /// Saved interrupt-enable state, opaque to portable code.

@@ -57,7 +57,7 @@ enum CacheLinePingPong {
     let line = storage.bindMemory(to: Atomic<UInt64>.self, capacity: 1)
     line.initialize(to: Atomic<UInt64>(0))
     ball = line
-    Idle.post(.pingPong, to: partner)
+    Idle.post(respondEntry, nil, to: partner)
     var samples: LogLine = "bench cacheline_rtt ns"
     for round in 0..<UInt64(rounds) {
       let serve = 2 * round + 1
@@ -79,6 +79,9 @@ enum CacheLinePingPong {
     log(samples)
     log("bench-note cacheline_rtt: CPU 0 and CPU \(partner), partner spinning (busy); other CPUs idle in hlt")
   }
+
+  /// `respond()` as a function to post to the partner's idle loop.
+  private static let respondEntry: CallFunction = { _ in respond() }
 
   /// The partner's side, run from its idle loop until the boot CPU says stop or goes
   /// quiet for longer than the bound.

@@ -83,17 +83,16 @@ enum BootSuite {
     return .pass
   }
 
-  /// Each AP, idle in `hlt`, wakes for the wake vector and runs posted work.
+  /// Each AP, idle in `hlt`, wakes for the reschedule vector and runs posted work.
   static func idleCPUsWakeForWork() -> TestResult {
+    let counters = TestCounters()
     for cpu in CPUs.online where cpu.rawValue > 0 {
-      let block = PerCPU.block(cpu.rawValue)
-      // Acquire pairs with the release in Idle.perform(.acknowledge).
-      let before = block.pointee.acknowledgements.load(ordering: .acquiring)
-      Idle.post(.acknowledge, to: cpu.rawValue)
-      let woke = waitUntil(milliseconds: 500) {
-        block.pointee.acknowledgements.load(ordering: .acquiring) > before
+      guard Idle.post(countOnThisCPU, counters.info, to: cpu.rawValue) else {
+        return .fail("could not post work to CPU \(cpu.rawValue)")
       }
-      if !woke { return .fail("CPU \(cpu.rawValue) did not run posted work within 500 ms") }
+      if !counters.wait(for: cpu, toReach: 1, milliseconds: 500) {
+        return .fail("CPU \(cpu.rawValue) did not run posted work within 500 ms")
+      }
     }
     return .pass
   }

@@ -82,7 +82,7 @@ enum APStartup {
   }
 
   /// APIC ID of the CPU waiting in `waitForOnline`; each AP that comes online sends it
-  /// `Vector.wake`. Written before the first INIT, read by APs after they start.
+  /// `Vector.reschedule`. Written before the first INIT, read by APs after they start.
   nonisolated(unsafe) private static var waiterAPICID: UInt32 = 0
 
   /// Sleeps in `hlt` until every target is online or the deadline passes; returns the
@@ -105,7 +105,7 @@ enum APStartup {
 
   /// For an AP that just came online: wakes the CPU waiting for it.
   static func wakeWaiter() {
-    LocalAPIC.send(.fixed(Vector.wake, to: APICID(waiterAPICID)))
+    LocalAPIC.send(.fixed(Vector.reschedule, to: APICID(waiterAPICID)))
   }
 
   /// Marks each still-starting CPU failed (an AP that wins the race is online after all)
@@ -128,5 +128,5 @@ enum APStartup {
 
   private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu.rawValue) == .online }
 
-  private static func apicID(_ cpu: CPUIndex) -> APICID { CPUs.table!.apicID(of: cpu) }
+  private static func apicID(_ cpu: CPUIndex) -> APICID { CPUs.apicID(of: cpu) }
 }

@@ -44,6 +44,11 @@ enum CPUs {
     return nil
   }
 
+  /// CPU `cpu`'s APIC ID, from its block (no array is touched: usable in IRQ context).
+  static func apicID(of cpu: CPUIndex) -> APICID {
+    APICID(PerCPU.block(cpu.rawValue).pointee.apicID)
+  }
+
   /// Number of possible CPUs (blocks).
   static var count: Int { PerCPU.blockCount }
 

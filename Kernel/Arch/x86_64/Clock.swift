@@ -55,13 +55,14 @@ enum Clock {
   }
 
   /// Measures the TSC over 10 ms against PIT channel 2 and, when the FADT gave one,
-  /// the ACPI PM timer, three times each, and takes each clock's median. If the two
+  /// the ACPI PM timer, three times each, and keeps each clock's fastest run: a host
+  /// that deschedules the vCPU can only add ticks to a run, never remove them. If the two
   /// disagree by more than 10%, the PM timer wins, as in Linux (arch/x86/kernel/tsc.c):
   /// seen here under nested KVM with a busy host, where the PIT read 10x fast.
   /// Boot CPU, interrupts off, after `PMTimer.configure`.
   static func calibrate() {
-    let pit = median(of: { PIT.measureTicks(milliseconds: 10) })
-    let pm = PMTimer.isAvailable ? median(of: { PMTimer.measureTicks(milliseconds: 10) }) : 0
+    let pit = fastest(of: { PIT.measureTicks(milliseconds: 10) })
+    let pm = PMTimer.isAvailable ? fastest(of: { PMTimer.measureTicks(milliseconds: 10) }) : 0
     var rate = pit
     if pm > 0 && (pit == 0 || distancePerMille(pit, pm) > 100) {
       log("clock: PIT says \(pit / 10_000) MHz, PM timer \(pm / 10_000) MHz; using the PM timer")
@@ -82,14 +83,13 @@ enum Clock {
     (a > b ? a - b : b - a) * 1000 / max(b, 1)
   }
 
-  /// The median of three measurements, ignoring failed ones (0 if all failed).
-  private static func median(of measure: () -> UInt64?) -> UInt64 {
-    var samples: [UInt64] = []
+  /// The smallest of three measurements, ignoring failed ones (0 if all failed).
+  private static func fastest(of measure: () -> UInt64?) -> UInt64 {
+    var best: UInt64 = 0
     for _ in 0..<3 {
-      if let ticks = measure(), ticks > 0 { samples.append(ticks) }
+      if let ticks = measure(), ticks > 0 { best = best == 0 ? ticks : min(best, ticks) }
     }
-    samples.sort()
-    return samples.isEmpty ? 0 : samples[samples.count / 2]
+    return best
   }
 }
 

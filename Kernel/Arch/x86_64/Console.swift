@@ -14,7 +14,7 @@ import Synchronization
 /// `2 * lap` free for ticket t; `2 * lap + 1` committed, waiting to be printed.
 /// Zeroed storage is therefore a ring whose every slot is free for lap 0.
 enum Console {
-  private static let slots = 256
+  private static let slots = 1024
   private static let slotSize = 256
   private static let textOffset = 16
 

@@ -1,42 +1,49 @@
 import Synchronization
 
-/// What an idle CPU does: sleep in `hlt` until an interrupt, then look for work.
+/// What an idle CPU does: sleep in `hlt` until an interrupt, run the cross-calls it
+/// brings (in the interrupt handler), and run work posted for thread context.
 ///
-/// Until the cross-call queue exists, work reaches an idle CPU through a one-slot
-/// mailbox (`PerCPU.request`) and the wake vector; it is used by in-kernel tests and
-/// benchmarks only.
-enum RemoteWork: UInt8 {
-  case none = 0
-  /// Bounce a cache line with the boot CPU (see `CacheLinePingPong`).
-  case pingPong = 1
-  /// Count one acknowledgement: proves the CPU woke and ran posted work.
-  case acknowledge = 2
-  /// Print a burst of log lines, then acknowledge (see `ConsoleSuite`).
-  case logBurst = 3
-}
-
+/// Thread-context work is one function per CPU at a time, run from the idle loop with
+/// interrupts on: what a kernel thread would run if Lockstep had a scheduler. Tests and
+/// benchmarks use it to make a CPU issue calls, spin, or print.
 enum Idle {
-  /// Idles the running CPU forever. The mailbox is checked with interrupts off and the
-  /// CPU halts with `sti; hlt`, so a wake-up IPI sent after the check still wakes it.
+  /// Idles the running CPU forever. Posted work is checked with interrupts off and the
+  /// CPU halts with `sti; hlt`, so a reschedule IPI sent after the check still wakes it.
   static func run() -> Never {
     let block = PerCPU.current
     while true {
       CPUInstructions.disableInterrupts()
-      // Acquire pairs with the releasing exchange in post(): the work's inputs are visible.
-      let work = block.pointee.request.exchange(RemoteWork.none.rawValue, ordering: .acquiring)
-      if let work = RemoteWork(rawValue: work), work != .none {
-        perform(work)
+      // Acquire pairs with the release in post(): the work's argument is visible.
+      let bits = block.pointee.threadWork.exchange(0, ordering: .acquiring)
+      if bits != 0 {
+        let function = unsafeBitCast(bits, to: CallFunction.self)
+        let info = UnsafeMutableRawPointer(bitPattern: block.pointee.threadWorkInfo)
+        CPUInstructions.enableInterrupts()
+        function(info)
         continue
       }
       CPUInstructions.enableInterruptsAndHalt()
     }
   }
 
-  /// Asks idle CPU `cpu` to do `work` and wakes it.
-  static func post(_ work: RemoteWork, to cpu: Int) {
-    // Release pairs with the acquire in run(): inputs written before this are visible.
-    PerCPU.block(cpu).pointee.request.store(work.rawValue, ordering: .releasing)
-    LocalAPIC.send(.fixed(Vector.wake, to: CPUs.table!.apicID(of: CPUIndex(cpu))))
+  /// Asks CPU `cpu` to run `function(info)` from its idle loop, and wakes it. Returns
+  /// false if the CPU still had earlier work pending after 100 ms.
+  @discardableResult
+  static func post(_ function: CallFunction, _ info: UnsafeMutableRawPointer?, to cpu: Int) -> Bool {
+    let block = PerCPU.block(cpu)
+    let start = Clock.nanoseconds()
+    while block.pointee.threadWork.load(ordering: .relaxed) != 0 {
+      if Clock.nanoseconds() &- start > 100_000_000 {
+        log("idle: CPU \(cpu) still has work pending after 100 ms; not posting more")
+        return false
+      }
+      CPUInstructions.pause()
+    }
+    block.pointee.threadWorkInfo = UInt(bitPattern: info)
+    // Release pairs with the acquire in run(): the argument is written first.
+    block.pointee.threadWork.store(unsafeBitCast(function, to: UInt.self), ordering: .releasing)
+    SMP.sendReschedule(to: CPUIndex(cpu))
+    return true
   }
 
   /// Parks the running CPU for good: interrupts off, `hlt` forever.
@@ -45,22 +52,5 @@ enum Idle {
       CPUInstructions.disableInterrupts()
       CPUInstructions.halt()
     }
-  }
-
-  private static func perform(_ work: RemoteWork) {
-    switch work {
-    case .none: break
-    case .pingPong: CacheLinePingPong.respond()
-    case .logBurst:
-      ConsoleSuite.burst()
-      acknowledge()
-    case .acknowledge:
-      acknowledge()
-    }
-  }
-
-  private static func acknowledge() {
-    // Release pairs with the waiter's acquire: it sees the work done.
-    PerCPU.current.pointee.acknowledgements.wrappingAdd(1, ordering: .releasing)
   }
 }

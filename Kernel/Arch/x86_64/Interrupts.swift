@@ -13,11 +13,15 @@ enum Vector {
   /// SDM Vol. 3A Table 6-1.
   static let nmi: UInt8 = 2
   static let firstExternal: UInt8 = 32
-  /// Wakes a CPU from `hlt` so it looks again at what it waits for (its mailbox, or
-  /// the APs it is bringing up).
-  static let wake: UInt8 = 0xF0
   /// The local APIC timer, used one-shot to bound a wait in `hlt`.
   static let timer: UInt8 = 0xEF
+  /// Cross-CPU calls, as Linux numbers them (arch/x86/include/asm/irq_vectors.h): to
+  /// many CPUs, to one CPU. Both run the receiving CPU's call queue.
+  static let callFunction: UInt8 = 0xFC
+  static let callFunctionSingle: UInt8 = 0xFB
+  /// Wakes a CPU from `hlt` so it looks again at what it waits for (work posted to an
+  /// idle CPU; the APs a booting CPU waits for). Linux: RESCHEDULE_VECTOR.
+  static let reschedule: UInt8 = 0xFD
   /// The local APIC's spurious vector; its low 4 bits must be 1111 on old parts
   /// (SDM Vol. 3A §11.9), and it must not be acknowledged with EOI.
   static let spurious: UInt8 = 0xFF
@@ -35,8 +39,13 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     Panic.exception(frame)
   case Vector.spurious:
     break
-  case Vector.wake, Vector.timer:
+  case Vector.reschedule, Vector.timer:
     LocalAPIC.endOfInterrupt()
+  case Vector.callFunction, Vector.callFunctionSingle:
+    // EOI first: a call queued while we run its predecessors raises a new interrupt,
+    // which the APIC holds until we return.
+    LocalAPIC.endOfInterrupt()
+    SMP.calls.handleInterrupt()
   default:
     LocalAPIC.endOfInterrupt()
     log("irq: unexpected vector \(UInt64(vector)) on CPU \(PerCPU.currentIndexOrUnknown)")

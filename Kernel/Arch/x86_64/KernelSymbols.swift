@@ -37,7 +37,7 @@ enum KernelSymbols {
   static var earlyPerCPUForAPs: UInt64 { address(.earlyPerCPUForAPs) }
   /// `ap_entry` (APMain.swift), where the trampoline calls into Swift.
   static var apEntry: UInt64 { address(.apEntry) }
-  /// 64 KiB of zeroed storage for the log's record ring (Console.swift).
+  /// 256 KiB of zeroed storage for the log's record ring (Console.swift).
   static var consoleRing: UnsafeMutableRawPointer {
     UnsafeMutableRawPointer(bitPattern: UInt(address(.consoleRing)))!
   }

@@ -25,10 +25,10 @@ struct PerCPU: ~Copyable {
   let apicID: UInt32
   /// Where the CPU is in its life; see `CPUState`.
   let state = Atomic<UInt8>(CPUState.offline.rawValue)
-  /// Work asked of this CPU while it idles (`RemoteWork`), 0 when none.
-  let request = Atomic<UInt8>(0)
-  /// Times this CPU ran `RemoteWork.acknowledge`.
-  let acknowledgements = Atomic<Int>(0)
+  /// Thread-context work posted to this idle CPU: a `CallFunction`'s bits, 0 when none,
+  /// and its argument (see `Idle.post`).
+  let threadWork = Atomic<UInt>(0)
+  var threadWorkInfo: UInt = 0
   /// This CPU's kernel stack, [stackBottom, stackTop).
   var stackBottom: UInt64 = 0
   var stackTop: UInt64 = 0

@@ -17,4 +17,49 @@ enum X86_64Platform: SMPPlatform {
   static func log(_ line: LogLine) { Console.write(line) }
 
   static func panic(_ line: LogLine) -> Never { Panic.halt(line) }
+
+  static var interruptsEnabled: Bool { CPUInstructions.interruptsEnabled }
+
+  static var possibleCPUCount: Int { CPUs.count }
+
+  static func isOnline(_ cpu: CPUIndex) -> Bool {
+    cpu.rawValue >= 0 && cpu.rawValue < CPUs.count && CPUs.state(of: cpu.rawValue) == .online
+  }
+
+  static var onlineCPUs: CPUSet { CPUs.online }
+
+  static func sendCallIPI(to cpu: CPUIndex) {
+    LocalAPIC.send(.fixed(Vector.callFunctionSingle, to: CPUs.apicID(of: cpu)))
+  }
+
+  /// One IPI per CPU: the all-but-self shorthand would also reach CPUs outside the
+  /// set (not started, parked, or simply not asked).
+  static func sendCallIPI(toAll cpus: CPUSet) {
+    for cpu in cpus {
+      LocalAPIC.send(.fixed(Vector.callFunction, to: CPUs.apicID(of: cpu)))
+    }
+  }
+}
+
+/// The kernel's cross-CPU calls (Kernel/SMP), set up once the CPU table is known.
+enum SMP {
+  nonisolated(unsafe) private static var instance: CrossCalls<X86_64Platform>? = nil
+
+  /// The kernel's `CrossCalls`. - Precondition: `setUp` has run.
+  static var calls: CrossCalls<X86_64Platform> { instance! }
+
+  /// Whether cross-calls can be used yet.
+  static var isReady: Bool { instance != nil }
+
+  /// Allocates the queues and records for every possible CPU. Boot CPU, before APs start.
+  static func setUp(watchdogTimeoutMilliseconds: Int) {
+    instance = CrossCalls<X86_64Platform>(
+      cpuCount: CPUs.count, watchdogTimeout: UInt64(watchdogTimeoutMilliseconds) * 1_000_000)
+  }
+
+  /// Interrupts `cpu` so that it leaves `hlt` and looks for work.
+  /// Linux: smp_send_reschedule().
+  static func sendReschedule(to cpu: CPUIndex) {
+    LocalAPIC.send(.fixed(Vector.reschedule, to: CPUs.apicID(of: cpu)))
+  }
 }

@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Waiting for a call record to be handed back (Linux: csd_lock_wait()), with the CSD
+/// watchdog: modern Linux has it under CONFIG_CSD_LOCK_WAIT_DEBUG; Lockstep's is on.
+extension CrossCalls {
+  /// Reminders after the first report come this many bounds apart.
+  private var reminderInterval: UInt64 { 5 * watchdogTimeout }
+
+  /// Waits until `record`, sent to `target`, is unlocked, serving the running CPU's
+  /// own queue meanwhile. Past `watchdogTimeout` it reports the wait (waiting CPU,
+  /// target, function, time) and re-sends the interrupt once; it reminds every five
+  /// bounds after that, and reports the completion if it comes late. Never gives up:
+  /// the record may not be reused until the target is done with it.
+  func waitForRecord(_ record: UnsafeMutablePointer<CallRecord>, sentTo target: CPUIndex) {
+    guard record.pointee.isLocked else { return }
+    let start = Platform.nanoseconds()
+    var nextReport = watchdogTimeout
+    var reported = false
+    while record.pointee.isLocked {
+      serveOwnQueue()
+      let waited = Platform.nanoseconds() &- start
+      if waited > nextReport {
+        report(record, target: target, waited: waited, first: !reported)
+        if !reported { Platform.sendCallIPI(to: target) }
+        reported = true
+        nextReport = waited + reminderInterval
+      }
+      Platform.relax()
+    }
+    if reported {
+      statistics.lateCompletions.wrappingAdd(1, ordering: .relaxed)
+      let waited = (Platform.nanoseconds() &- start) / 1_000_000
+      Platform.log("csd: CPU \(Platform.currentCPU.rawValue): call to CPU \(target.rawValue) completed late, after \(waited) ms")
+    }
+  }
+
+  /// Runs whatever other CPUs queued for us while we wait, with interrupts off as the
+  /// interrupt handler would; returns at once if the queue is empty.
+  func serveOwnQueue() {
+    let me = Platform.currentCPU
+    guard !queue(me).pointee.isEmpty else { return }
+    let state = Platform.saveAndDisableInterrupts()
+    flushQueue(warnIfOffline: true)
+    Platform.restoreInterrupts(state)
+  }
+
+  private func report(_ record: UnsafeMutablePointer<CallRecord>, target: CPUIndex, waited: UInt64, first: Bool) {
+    if first { statistics.watchdogReports.wrappingAdd(1, ordering: .relaxed) }
+    let me = Platform.currentCPU.rawValue
+    let function = functionAddress(record.pointee.function)
+    let milliseconds = waited / 1_000_000
+    if first {
+      Platform.log("csd: CPU \(me) waiting \(milliseconds) ms for CPU \(target.rawValue) to run \(hex: function); re-sending the IPI")
+    } else {
+      Platform.log("csd: CPU \(me) still waiting for CPU \(target.rawValue) to run \(hex: function), \(milliseconds) ms")
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import Synchronization
+
+/// One counter per possible CPU, for tests that make CPUs report in. Pass `info` as a
+/// call's argument and `countOnThisCPU` as its function.
+final class TestCounters {
+  let count: Int
+  private let storage: UnsafeMutablePointer<Atomic<Int>>
+
+  init() {
+    count = CPUs.count
+    storage = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: count)
+    for index in 0..<count { (storage + index).initialize(to: Atomic<Int>(0)) }
+  }
+
+  deinit {
+    storage.deinitialize(count: count)
+    storage.deallocate()
+  }
+
+  /// The argument to pass with `countOnThisCPU`.
+  var info: UnsafeMutableRawPointer { UnsafeMutableRawPointer(storage) }
+
+  /// CPU `cpu`'s counter. Acquire pairs with the release in `countOnThisCPU`: whatever
+  /// the CPU did before counting is visible once the count is.
+  func value(_ cpu: CPUIndex) -> Int { storage[cpu.rawValue].load(ordering: .acquiring) }
+
+  /// Sum over all CPUs.
+  var total: Int { (0..<count).reduce(0) { $0 + value(CPUIndex($1)) } }
+
+  /// Waits (bounded) until CPU `cpu`'s counter reaches `target`.
+  func wait(for cpu: CPUIndex, toReach target: Int, milliseconds: UInt64) -> Bool {
+    waitUntil(milliseconds: milliseconds) { value(cpu) >= target }
+  }
+}
+
+/// A `CallFunction` that adds one to the running CPU's counter in a `TestCounters`.
+let countOnThisCPU: CallFunction = { info in
+  let counters = info!.assumingMemoryBound(to: Atomic<Int>.self)
+  // Release pairs with the acquire in TestCounters.value(_:).
+  counters[PerCPU.currentIndexOrUnknown].wrappingAdd(1, ordering: .releasing)
+}
