@@ -23,6 +23,10 @@ enum BootParameterKey: Int, CaseIterable {
   case csdTimeoutMS
   /// `bench_boots=N`: how many boots a benchmark run spans.
   case benchBoots
+  /// `torture_ops=N`: cross-calls the `torture` suite makes in all, spread over the CPUs.
+  case tortureOps
+  /// `torture_seed=N`: seed of the `torture` suite's random choices (default: the TSC).
+  case tortureSeed
 
   /// How a key takes its value.
   enum Kind {
@@ -46,6 +50,8 @@ enum BootParameterKey: Int, CaseIterable {
     case .testDeadAP: "test_dead_ap"
     case .csdTimeoutMS: "csd_timeout_ms"
     case .benchBoots: "bench_boots"
+    case .tortureOps: "torture_ops"
+    case .tortureSeed: "torture_seed"
     }
   }
 
@@ -54,7 +60,9 @@ enum BootParameterKey: Int, CaseIterable {
     switch self {
     case .nosmp, .bench: .flag
     case .ktest: .list
-    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .csdTimeoutMS, .benchBoots: .integer
+    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .csdTimeoutMS, .benchBoots, .tortureOps,
+      .tortureSeed:
+      .integer
     }
   }
 

@@ -23,6 +23,9 @@ func kmain(magic: UInt32, info: UInt64) {
   let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
   let outcome = BootCPUs.startSecondaries(limits: limits, parameters: parameters)
   BootCPUs.announce(outcome)
+  // Boot is done: from here on the boot CPU takes interrupts like every other CPU
+  // (Linux: local_irq_enable() at the end of start_kernel's early part).
+  CPUInstructions.enableInterrupts()
   let status = KernelTests.run(parameters, bringUp: outcome)
   DebugExit.exit(status)
 }

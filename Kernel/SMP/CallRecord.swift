@@ -16,6 +16,8 @@ public struct CallRecord: ~Copyable {
   var next: UnsafeMutablePointer<CallRecord>? = nil
   /// `CallFlags` bits.
   let flags = Atomic<UInt32>(0)
+  /// The CPU that sent the call, woken by the target if it naps while waiting.
+  var sender: Int32 = -1
   /// What to run, and with what.
   public var function: CallFunction?
   public var info: UnsafeMutableRawPointer?
@@ -40,6 +42,9 @@ enum CallFlags {
   static let lock: UInt32 = 0x01
   /// The sender waits for the function to finish.
   static let wait: UInt32 = 0x02
+  /// The waiting sender is napping in `waitForInterrupt` and wants an interrupt when
+  /// the record is unlocked (Lockstep's addition; Linux's waiters only spin).
+  static let sleeping: UInt32 = 0x04
 
   /// Takes an unlocked record for a new call. Linux sets the flags and then needs
   /// `smp_mb()` so the later field writes cannot pass it; here the record reaches the
@@ -51,8 +56,25 @@ enum CallFlags {
   /// Hands the record back once its function has returned. Release: the function's
   /// effects and our last reads of the record happen before the sender sees it free
   /// (Linux: `smp_mb()` then clearing LOCK); pairs with the acquire in `isLocked`.
-  static func unlock(_ record: UnsafeMutablePointer<CallRecord>) {
-    record.pointee.flags.store(0, ordering: .releasing)
+  /// Returns whether the sender was napping and must be woken. An exchange, not a
+  /// store, so that it and the sender's `markSleeping` cannot miss each other.
+  static func unlock(_ record: UnsafeMutablePointer<CallRecord>) -> Bool {
+    record.pointee.flags.exchange(0, ordering: .releasing) & sleeping != 0
+  }
+
+  /// For a waiting sender about to nap: asks to be woken at unlock. Returns false if
+  /// the record is already unlocked (then it must not nap). Relaxed: both this and
+  /// `unlock` modify the same word, so one sees the other.
+  static func markSleeping(_ record: UnsafeMutablePointer<CallRecord>) -> Bool {
+    var current = record.pointee.flags.load(ordering: .relaxed)
+    while current & lock != 0 {
+      if current & sleeping != 0 { return true }
+      let exchange = record.pointee.flags.compareExchange(
+        expected: current, desired: current | sleeping, ordering: .relaxed)
+      if exchange.exchanged { return true }
+      current = exchange.original
+    }
+    return false
   }
 }
 

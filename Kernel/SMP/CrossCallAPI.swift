@@ -48,7 +48,7 @@ extension CrossCalls {
     if cpu == Platform.currentCPU {
       CallFlags.lock(record, waiting: false)
       runLocally(record.pointee.function!, record.pointee.info)
-      CallFlags.unlock(record)
+      _ = CallFlags.unlock(record)  // nobody naps on an async record
       return
     }
     try checkTarget(cpu)

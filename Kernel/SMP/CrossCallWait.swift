@@ -5,9 +5,16 @@ import Synchronization
 extension CrossCalls {
   /// Reminders after the first report come this many bounds apart.
   private var reminderInterval: UInt64 { 5 * watchdogTimeout }
+  /// A waiter with interrupts on spins this long, then naps until the target's wake-up
+  /// interrupt (see `CallFlags.sleeping`): on a machine with fewer cores than CPUs
+  /// (QEMU with 8 vCPUs on 2 host cores) a spinning waiter holds the very core its
+  /// target needs to answer. The nap's timer only bounds it, for the watchdog.
+  private var spinBeforeSleeping: UInt64 { 20_000 }
+  private var nap: UInt64 { 1_000_000 }
 
   /// Waits until `record`, sent to `target`, is unlocked, serving the running CPU's
-  /// own queue meanwhile. Past `watchdogTimeout` it reports the wait (waiting CPU,
+  /// own queue meanwhile; with interrupts on it naps in `waitForInterrupt` after a
+  /// short spin. Past `watchdogTimeout` it reports the wait (waiting CPU,
   /// target, function, time) and re-sends the interrupt once; it reminds every five
   /// bounds after that, and reports the completion if it comes late. Never gives up:
   /// the record may not be reused until the target is done with it.
@@ -25,7 +32,11 @@ extension CrossCalls {
         reported = true
         nextReport = waited + reminderInterval
       }
-      Platform.relax()
+      if waited > spinBeforeSleeping && Platform.interruptsEnabled {
+        if CallFlags.markSleeping(record) { Platform.waitForInterrupt(atMost: nap) }
+      } else {
+        Platform.relax()
+      }
     }
     if reported {
       statistics.lateCompletions.wrappingAdd(1, ordering: .relaxed)

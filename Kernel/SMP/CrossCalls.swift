@@ -86,8 +86,11 @@ public final class CrossCalls<Platform: SMPPlatform> {
       entry = record.pointee.next
       let function = record.pointee.function
       let info = record.pointee.info
+      let sender = record.pointee.sender
       function?(info)
-      CallFlags.unlock(record)
+      if CallFlags.unlock(record) && sender >= 0 {
+        Platform.sendCallIPI(to: CPUIndex(Int(sender)))  // wake the napping sender
+      }
     }
   }
 
@@ -106,6 +109,7 @@ public final class CrossCalls<Platform: SMPPlatform> {
   /// empty. Returns whether an interrupt was sent.
   @discardableResult
   func enqueue(_ record: UnsafeMutablePointer<CallRecord>, on target: CPUIndex, sendInterrupt: Bool = true) -> Bool {
+    record.pointee.sender = Int32(Platform.currentCPU.rawValue)
     guard queue(target).pointee.push(record) else { return false }
     statistics.interruptsRequested(for: target).pointee.wrappingAdd(1, ordering: .relaxed)
     if sendInterrupt { Platform.sendCallIPI(to: target) }

@@ -19,6 +19,8 @@ struct MatrixTests {
         "smp-4-q35", "smp-6-sparse", "no-acpi", "x2apic-kvm", "nosmp", "maxcpus-0",
         "maxcpus-2", "nr-cpus-3", "maxcpus-malformed", "nr-cpus-negative", "unknown-params",
         "dead-ap-2", "fault-ud", "fault-pf", "fault-triple", "console-8", "console-64",
+        "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
+        "torture-4", "torture-8",
       ])
   }
 

@@ -5,6 +5,8 @@ enum KernelTests {
     [
       BootSuite.make(context),
       ConsoleSuite.suite,
+      IPISuite.suite,
+      TortureSuite.suite,
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,
@@ -15,6 +17,7 @@ enum KernelTests {
   /// `bench` is given; returns the exit status for the harness.
   static func run(_ parameters: BootParameters, bringUp: APStartup.Outcome) -> DebugExit.Status {
     let context = TestContext(bringUp: bringUp)
+    TortureSuite.parameters = parameters
     if parameters.has("bench") { BootBenchmark.run(context) }
     guard !parameters.ktests.isEmpty else { return .passed }
     let suites = all(context)
@@ -42,13 +45,20 @@ struct TestContext {
   let bringUp: APStartup.Outcome
 }
 
-/// Waits until `condition` holds or `milliseconds` pass; false on timeout.
-/// For tests; the caller reports what it waited for.
+/// Waits until `condition` holds or `milliseconds` pass; false on timeout. After 20 us,
+/// with interrupts on, it naps between checks rather than spin, leaving the host's cores to
+/// the CPUs it waits for. For tests; the caller reports what it waited for.
 func waitUntil(milliseconds: UInt64, _ condition: () -> Bool) -> Bool {
-  let deadline = Clock.nanoseconds() + milliseconds * 1_000_000
+  let start = Clock.nanoseconds()
+  let deadline = start + milliseconds * 1_000_000
   while !condition() {
-    if Clock.nanoseconds() > deadline { return false }
-    CPUInstructions.pause()
+    let now = Clock.nanoseconds()
+    if now > deadline { return false }
+    if now - start > 20_000 && CPUInstructions.interruptsEnabled {
+      X86_64Platform.waitForInterrupt(atMost: 50_000)
+    } else {
+      CPUInstructions.pause()
+    }
   }
   return true
 }

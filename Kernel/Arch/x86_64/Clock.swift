@@ -54,18 +54,18 @@ enum Clock {
     while CPUInstructions.readTSC() < end { CPUInstructions.pause() }
   }
 
-  /// Measures the TSC over 10 ms against PIT channel 2 and, when the FADT gave one,
+  /// Measures the TSC over 20 ms against PIT channel 2 and, when the FADT gave one,
   /// the ACPI PM timer, three times each, and keeps each clock's fastest run: a host
   /// that deschedules the vCPU can only add ticks to a run, never remove them. If the two
   /// disagree by more than 10%, the PM timer wins, as in Linux (arch/x86/kernel/tsc.c):
   /// seen here under nested KVM with a busy host, where the PIT read 10x fast.
   /// Boot CPU, interrupts off, after `PMTimer.configure`.
   static func calibrate() {
-    let pit = fastest(of: { PIT.measureTicks(milliseconds: 10) })
-    let pm = PMTimer.isAvailable ? fastest(of: { PMTimer.measureTicks(milliseconds: 10) }) : 0
+    let pit = fastest(of: { PIT.measureTicks(milliseconds: 20) })
+    let pm = PMTimer.isAvailable ? fastest(of: { PMTimer.measureTicks(milliseconds: 20) }) : 0
     var rate = pit
     if pm > 0 && (pit == 0 || distancePerMille(pit, pm) > 100) {
-      log("clock: PIT says \(pit / 10_000) MHz, PM timer \(pm / 10_000) MHz; using the PM timer")
+      log("clock: PIT says \(pit / 20_000) MHz, PM timer \(pm / 20_000) MHz; using the PM timer")
       rate = pm
     }
     bootTSC = CPUInstructions.readTSC()
@@ -73,9 +73,16 @@ enum Clock {
       log("clock: no PIT or PM timer answered; assuming \(ticksPerMillisecond / 1000) MHz")
       return
     }
-    setRate(ticksPerMillisecond: rate / 10)
+    setRate(ticksPerMillisecond: rate / 20)
     isCalibrated = true
-    log("clock: TSC \(ticksPerMillisecond / 1000) MHz (PIT \(pit / 10_000) MHz, PM timer \(pm / 10_000) MHz)")
+    log("clock: TSC \(ticksPerMillisecond / 1000) MHz (PIT \(pit / 20_000) MHz, PM timer \(pm / 20_000) MHz)")
+  }
+
+  /// Whether a measurement of `ticks` whose end points are known to within
+  /// `uncertainty` ticks in all is good to 1%. Under nested KVM one port read can take
+  /// 100 us, so a fixed bound (Linux's SMI_TRESHOLD) would reject every reading there.
+  static func isPrecise(_ ticks: UInt64, uncertainty: UInt64) -> Bool {
+    uncertainty <= ticks / 100
   }
 
   /// |a - b| relative to b, in parts per thousand.
@@ -104,7 +111,8 @@ enum PIT {
   private static let channel2Mode0: UInt8 = 0xB0
 
   /// TSC ticks while channel 2 counts down `milliseconds` (at most 50), or nil if its
-  /// output never rose within 10x the expected time.
+  /// output never rose within 10x the expected time, or if the read that saw it rise
+  /// took too long to say when (see `Clock.isPrecise`).
   static func measureTicks(milliseconds: UInt64) -> UInt64? {
     precondition(milliseconds <= 50, "the 16-bit counter holds at most ~54 ms")
     let count = frequency * milliseconds / 1000
@@ -116,10 +124,13 @@ enum PIT {
     let start = CPUInstructions.readTSC()
     // Bound: 10x the interval at an assumed 10 GHz upper TSC rate.
     let limit = milliseconds * 10 * 10_000_000
-    while CPUInstructions.inb(Port.systemControlB) & outputBit == 0 {
-      if CPUInstructions.readTSC() &- start > limit { return nil }
+    while true {
+      let before = CPUInstructions.readTSC()
+      let risen = CPUInstructions.inb(Port.systemControlB) & outputBit != 0
+      let after = CPUInstructions.readTSC()
+      if risen { return Clock.isPrecise(after - start, uncertainty: after - before) ? after - start : nil }
+      if after &- start > limit { return nil }
     }
-    return CPUInstructions.readTSC() &- start
   }
 }
 
@@ -138,16 +149,35 @@ enum PMTimer {
   }
 
   /// TSC ticks while the PM timer advances `milliseconds` (at most 1000), or nil if it
-  /// did not advance that far within 10x the time at an assumed 10 GHz TSC.
+  /// did not advance that far within 10x the time at an assumed 10 GHz TSC, or if its
+  /// readings could not be pinned to the TSC closely enough (see `Clock.isPrecise`).
   static func measureTicks(milliseconds: UInt64) -> UInt64? {
     let window = frequency * milliseconds / 1000
     let limit = milliseconds * 10 * 10_000_000
-    let startPM = read()
-    let startTSC = CPUInstructions.readTSC()
-    while elapsed(from: startPM, to: read()) < window {
-      if CPUInstructions.readTSC() &- startTSC > limit { return nil }
+    let start = bracketedRead()
+    while true {
+      let now = bracketedRead()
+      let ticks = elapsed(from: start.timer, to: now.timer)
+      if ticks >= window {
+        let tsc = (now.tsc - start.tsc) * window / ticks
+        return Clock.isPrecise(tsc, uncertainty: start.width + now.width) ? tsc : nil
+      }
+      if now.tsc &- start.tsc > limit { return nil }
     }
-    return CPUInstructions.readTSC() &- startTSC
+  }
+
+  /// The timer and the TSC read together, as Linux's tsc_read_refs(): each timer read
+  /// sits between two TSC reads, and of three tries the narrowest pair is kept (a wide
+  /// one means the host or firmware took the CPU away mid-read).
+  private static func bracketedRead() -> (timer: UInt32, tsc: UInt64, width: UInt64) {
+    var best = (timer: UInt32(0), tsc: UInt64(0), width: UInt64.max)
+    for _ in 0..<3 {
+      let before = CPUInstructions.readTSC()
+      let timer = read()
+      let after = CPUInstructions.readTSC()
+      if after - before < best.width { best = (timer, before / 2 + after / 2, after - before) }
+    }
+    return best
   }
 
   /// Ticks from `earlier` to `later`, allowing one wrap.

@@ -12,6 +12,16 @@ enum X86_64Platform: SMPPlatform {
 
   static func relax() { CPUInstructions.pause() }
 
+  /// Arms the one-shot APIC timer and halts: the next interrupt (the awaited IPI, or
+  /// the timer) ends the nap. The timer is armed with interrupts off and the halt is
+  /// `sti; hlt`, so a timer that fires at once still wakes the `hlt`. A timer left
+  /// armed by an earlier, shorter nap only causes one harmless early wake-up.
+  static func waitForInterrupt(atMost nanoseconds: UInt64) {
+    CPUInstructions.disableInterrupts()
+    LocalAPIC.startOneShotTimer(nanoseconds: nanoseconds)
+    CPUInstructions.enableInterruptsAndHalt()
+  }
+
   static func nanoseconds() -> UInt64 { Clock.nanoseconds() }
 
   static func log(_ line: LogLine) { Console.write(line) }

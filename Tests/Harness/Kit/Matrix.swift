@@ -5,7 +5,7 @@
 public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
-    scaling + machines + firmware + commandLine + deadAP + faults + console
+    scaling + machines + firmware + commandLine + deadAP + faults + console + crossCalls + torture
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
@@ -74,6 +74,33 @@ public enum Matrix {
           prefix: "console-burst ",
           body: "cpu=[0-9]+ seq=[0-9]+ (0123456789abcdefghijklmnopqrstuvwxyz){2}",
           count: count * 20)))
+  }
+
+  /// The `ipi` suite: every cross-call API and its error paths. With `maxcpus=2` on 4
+  /// vCPUs, CPUs 2 and 3 exist but are offline, for the offline error paths. The
+  /// watchdog case must leave its report and its late completion in the log.
+  public static let crossCalls: [BootConfig] =
+    [1, 2, 4, 8].map { count in
+      ipi("ipi-\(count)", smp: count, append: "ktest=ipi", online: Array(0..<count))
+    } + [ipi("ipi-maxcpus-2", smp: 4, append: "maxcpus=2 ktest=ipi", online: [0, 1])]
+
+  private static func ipi(_ name: String, smp: Int, append: String, online: [Int]) -> BootConfig {
+    let watchdogLines =
+      online.count > 1
+      ? ["csd: CPU 0 waiting", "completed late", "raised 1 IPI(s)"] : [String]()
+    return BootConfig(
+      name: name, smp: "\(smp)", append: append,
+      expectations: Expectations(
+        onlineCPUs: online, apicIDs: online.map { UInt32($0) }, mustContain: watchdogLines,
+        ktapSuites: ["ipi"]))
+  }
+
+  /// Random cross-calls from every CPU at once (after Linux's scftorture), 10^5 calls
+  /// per configuration, every one checked.
+  public static let torture: [BootConfig] = [2, 3, 4, 8].map { count in
+    BootConfig(
+      name: "torture-\(count)", smp: "\(count)", append: "ktest=torture torture_ops=100000",
+      expectations: Expectations(mustContain: [" 0 errors"], ktapSuites: ["torture"]))
   }
 
   /// Injected faults: each must end in a panic report, or in a reset for the triple fault.

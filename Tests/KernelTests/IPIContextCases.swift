@@ -1,0 +1,112 @@
+import Synchronization
+
+/// The `ipi` cases that depend on interrupt context: a target busy with interrupts off
+/// (a call handler that spins), bursts, mutual waits, and the CSD watchdog.
+enum IPIContextCases {
+  static var calls: CrossCalls<X86_64Platform> { SMP.calls }
+
+  static func asyncRefusesRecordInFlight() -> TestResult {
+    guard let target = IPISuite.others.first else { return .skip("one CPU online") }
+    let spinner = Spinner(on: target, forAtMost: 2_000_000_000)
+    guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
+    let counters = TestCounters()
+    let record = OwnedRecord(countOnThisCPU, counters.info)
+    do {
+      try calls.callSingleAsync(on: target, record.pointer)
+    } catch {
+      spinner.release()
+      return .fail("first async call refused")
+    }
+    var refused = false
+    do { try calls.callSingleAsync(on: target, record.pointer) } catch { refused = error == .recordBusy }
+    spinner.release()
+    guard refused else { return .fail("a record still in flight was accepted again") }
+    guard counters.wait(for: target, toReach: 1, milliseconds: 1000),
+      waitUntil(milliseconds: 1000, { !record.pointer.pointee.isLocked })
+    else { return .fail("the async call did not complete within 1 s") }
+    do { try calls.callSingleAsync(on: target, record.pointer) } catch { return .fail("reuse after completion refused") }
+    return counters.wait(for: target, toReach: 2, milliseconds: 1000) ? .pass : .fail("the reused record did not run")
+  }
+
+  static func burstRaisesOneIPI() -> TestResult {
+    guard let target = IPISuite.others.first else { return .skip("one CPU online") }
+    let burst = 16
+    let spinner = Spinner(on: target, forAtMost: 2_000_000_000)
+    guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
+    let counters = TestCounters()
+    let records = (0..<burst).map { _ in OwnedRecord(countOnThisCPU, counters.info) }
+    let requested = calls.statistics.interruptsRequested(for: target)
+    let before = requested.pointee.load(ordering: .relaxed)
+    for record in records { try? calls.callSingleAsync(on: target, record.pointer) }
+    let raised = requested.pointee.load(ordering: .relaxed) - before
+    let ranEarly = counters.value(target)
+    spinner.release()
+    guard counters.wait(for: target, toReach: burst, milliseconds: 2000) else {
+      return .fail("\(counters.value(target)) of \(burst) calls ran after the target re-enabled interrupts")
+    }
+    KTAP.diagnostic("\(burst) calls queued to a CPU with interrupts off raised \(raised) IPI(s)")
+    guard ranEarly == 0 else { return .fail("\(ranEarly) calls ran while the target had interrupts off") }
+    return raised == 1 ? .pass : .fail("\(burst) queued calls raised \(raised) IPIs, expected 1")
+  }
+
+  /// CPU 0 and another CPU each make waiting calls to the other with interrupts off.
+  static func mutualWaits() -> TestResult {
+    guard let partner = IPISuite.others.first else { return .skip("one CPU online") }
+    let rounds = 200
+    let done = TestCounters()
+    guard Idle.post(callBackRepeatedly, done.info, to: partner.rawValue) else {
+      return .fail("could not start CPU \(partner.rawValue)")
+    }
+    let state = CPUInstructions.saveAndDisableInterrupts()
+    let counters = TestCounters()
+    for _ in 0..<rounds { try? calls.callSingle(on: partner, countOnThisCPU, counters.info, wait: true) }
+    CPUInstructions.restoreInterrupts(state)
+    guard done.wait(for: partner, toReach: 1, milliseconds: 10_000) else {
+      return .fail("CPU \(partner.rawValue) did not finish its calls within 10 s")
+    }
+    let ran = counters.value(partner)
+    return ran == rounds ? .pass : .fail("\(ran) of \(rounds) calls ran on CPU \(partner.rawValue)")
+  }
+
+  /// Run on the partner CPU: 200 waiting calls to CPU 0 with interrupts off.
+  private static let callBackRepeatedly: CallFunction = { info in
+    let state = CPUInstructions.saveAndDisableInterrupts()
+    for _ in 0..<200 { try? SMP.calls.callSingle(on: CPUIndex.boot, { _ in }, nil, wait: true) }
+    CPUInstructions.restoreInterrupts(state)
+    countOnThisCPU(info)
+  }
+
+  /// A target spinning with interrupts off for 300 ms trips a 100 ms watchdog, which
+  /// reports, re-sends the IPI, and reports the late completion.
+  static func watchdog() -> TestResult {
+    guard let target = IPISuite.others.first else { return .skip("one CPU online") }
+    let saved = calls.watchdogTimeout
+    calls.watchdogTimeout = 100_000_000
+    defer { calls.watchdogTimeout = saved }
+    let reports = calls.statistics.watchdogReports.load(ordering: .relaxed)
+    let late = calls.statistics.lateCompletions.load(ordering: .relaxed)
+    let spinner = Spinner(on: target, forAtMost: 300_000_000)
+    guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
+    let counters = TestCounters()
+    try? calls.callSingle(on: target, countOnThisCPU, counters.info, wait: true)
+    let newReports = calls.statistics.watchdogReports.load(ordering: .relaxed) - reports
+    let newLate = calls.statistics.lateCompletions.load(ordering: .relaxed) - late
+    guard counters.value(target) == 1 else { return .fail("the call did not run") }
+    return newReports == 1 && newLate == 1
+      ? .pass : .fail("watchdog: \(newReports) reports, \(newLate) late completions; expected 1 and 1")
+  }
+}
+
+/// A call record the test owns, at a stable address.
+final class OwnedRecord {
+  let pointer = UnsafeMutablePointer<CallRecord>.allocate(capacity: 1)
+
+  init(_ function: CallFunction, _ info: UnsafeMutableRawPointer?) {
+    pointer.initialize(to: CallRecord(function: function, info: info))
+  }
+
+  deinit {
+    pointer.deinitialize(count: 1)
+    pointer.deallocate()
+  }
+}
