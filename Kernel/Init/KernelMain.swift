@@ -26,6 +26,9 @@ func kmain(magic: UInt32, info: UInt64) {
   // Boot is done: from here on the boot CPU takes interrupts like every other CPU
   // (Linux: local_irq_enable() at the end of start_kernel's early part).
   CPUInstructions.enableInterrupts()
+  if parameters.ktests.isEmpty && !parameters.has("bench") && !CrossCallDemo.run() {
+    DebugExit.exit(.testsFailed)
+  }
   let status = KernelTests.run(parameters, bringUp: outcome)
   DebugExit.exit(status)
 }

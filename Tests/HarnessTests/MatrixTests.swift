@@ -20,7 +20,7 @@ struct MatrixTests {
         "maxcpus-2", "nr-cpus-3", "maxcpus-malformed", "nr-cpus-negative", "unknown-params",
         "dead-ap-2", "fault-ud", "fault-pf", "fault-triple", "console-8", "console-64",
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
-        "torture-4", "torture-8",
+        "torture-4", "torture-8", "demo-4",
       ])
   }
 

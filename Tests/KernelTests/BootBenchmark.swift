@@ -26,6 +26,7 @@ enum BootBenchmark {
         "bench-note bring-up: APs start in parallel; the boot CPU waits in hlt, APs idle in hlt once online; times from the first INIT"
       )
       CacheLinePingPong.measure(partner: 1, rounds: pingPongRounds)
+      CallBenchmark.run()
     } else {
       log("bench-note one CPU online: no bring-up or cache-line figures")
     }

@@ -85,7 +85,7 @@ enum BootSuite {
 
   /// Each AP, idle in `hlt`, wakes for the reschedule vector and runs posted work.
   static func idleCPUsWakeForWork() -> TestResult {
-    let counters = TestCounters()
+    let counters = CPUCounters()
     for cpu in CPUs.online where cpu.rawValue > 0 {
       guard Idle.post(countOnThisCPU, counters.info, to: cpu.rawValue) else {
         return .fail("could not post work to CPU \(cpu.rawValue)")

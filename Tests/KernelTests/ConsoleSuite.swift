@@ -28,7 +28,7 @@ enum ConsoleSuite {
   }
 
   private static func concurrentLines() -> TestResult {
-    let counters = TestCounters()
+    let counters = CPUCounters()
     for cpu in CPUs.online where cpu.rawValue > 0 {
       Idle.post(burstAndCount, counters.info, to: cpu.rawValue)
     }

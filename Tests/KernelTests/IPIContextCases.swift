@@ -9,7 +9,7 @@ enum IPIContextCases {
     guard let target = IPISuite.others.first else { return .skip("one CPU online") }
     let spinner = Spinner(on: target, forAtMost: 2_000_000_000)
     guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
-    let counters = TestCounters()
+    let counters = CPUCounters()
     let record = OwnedRecord(countOnThisCPU, counters.info)
     do {
       try calls.callSingleAsync(on: target, record.pointer)
@@ -33,7 +33,7 @@ enum IPIContextCases {
     let burst = 16
     let spinner = Spinner(on: target, forAtMost: 2_000_000_000)
     guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
-    let counters = TestCounters()
+    let counters = CPUCounters()
     let records = (0..<burst).map { _ in OwnedRecord(countOnThisCPU, counters.info) }
     let requested = calls.statistics.interruptsRequested(for: target)
     let before = requested.pointee.load(ordering: .relaxed)
@@ -53,12 +53,12 @@ enum IPIContextCases {
   static func mutualWaits() -> TestResult {
     guard let partner = IPISuite.others.first else { return .skip("one CPU online") }
     let rounds = 200
-    let done = TestCounters()
+    let done = CPUCounters()
     guard Idle.post(callBackRepeatedly, done.info, to: partner.rawValue) else {
       return .fail("could not start CPU \(partner.rawValue)")
     }
     let state = CPUInstructions.saveAndDisableInterrupts()
-    let counters = TestCounters()
+    let counters = CPUCounters()
     for _ in 0..<rounds { try? calls.callSingle(on: partner, countOnThisCPU, counters.info, wait: true) }
     CPUInstructions.restoreInterrupts(state)
     guard done.wait(for: partner, toReach: 1, milliseconds: 10_000) else {
@@ -87,7 +87,7 @@ enum IPIContextCases {
     let late = calls.statistics.lateCompletions.load(ordering: .relaxed)
     let spinner = Spinner(on: target, forAtMost: 300_000_000)
     guard spinner.start() else { return .fail("CPU \(target.rawValue) never started spinning") }
-    let counters = TestCounters()
+    let counters = CPUCounters()
     try? calls.callSingle(on: target, countOnThisCPU, counters.info, wait: true)
     let newReports = calls.statistics.watchdogReports.load(ordering: .relaxed) - reports
     let newLate = calls.statistics.lateCompletions.load(ordering: .relaxed) - late

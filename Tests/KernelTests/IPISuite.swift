@@ -33,7 +33,7 @@ enum IPISuite {
   }
 
   /// Checks that exactly the CPUs in `expected` ran once, and no other CPU ran.
-  static func expectRanOnce(_ counters: TestCounters, on expected: CPUSet) -> TestResult {
+  static func expectRanOnce(_ counters: CPUCounters, on expected: CPUSet) -> TestResult {
     for index in 0..<counters.count {
       let cpu = CPUIndex(index)
       let want = expected.contains(cpu) ? 1 : 0
@@ -47,7 +47,7 @@ enum IPISuite {
   static func singleRunsOnceOnTarget() -> TestResult {
     guard !others.isEmpty else { return .skip("one CPU online") }
     for target in others {
-      let counters = TestCounters()
+      let counters = CPUCounters()
       do {
         try calls.callSingle(on: target, countOnThisCPU, counters.info, wait: true)
       } catch {
@@ -60,7 +60,7 @@ enum IPISuite {
 
   static func singleWithoutWait() -> TestResult {
     guard let target = others.first else { return .skip("one CPU online") }
-    let counters = TestCounters()
+    let counters = CPUCounters()
     do {
       try calls.callSingle(on: target, countOnThisCPU, counters.info, wait: false)
     } catch {
@@ -133,14 +133,14 @@ enum IPISuite {
   }
 
   static func manySkipsCaller() -> TestResult {
-    let counters = TestCounters()
+    let counters = CPUCounters()
     calls.callMany(CPUs.online, countOnThisCPU, counters.info, wait: true)
     return expectRanOnce(counters, on: others)
   }
 
   static func manyFastPath() -> TestResult {
     guard let target = others.first else { return .skip("one CPU online") }
-    let counters = TestCounters()
+    let counters = CPUCounters()
     let before = calls.statistics.interruptsRequested(for: target).pointee.load(ordering: .relaxed)
     calls.callMany(CPUSet([me, target]), countOnThisCPU, counters.info, wait: true)
     let after = calls.statistics.interruptsRequested(for: target).pointee.load(ordering: .relaxed)
@@ -155,11 +155,11 @@ enum IPISuite {
   }
 
   static func onEachCPUMaskAndCondition() -> TestResult {
-    let counters = TestCounters()
+    let counters = CPUCounters()
     let mask = CPUSet(CPUs.online.filter { $0.rawValue % 2 == 0 })
     calls.onEachCPU(in: mask, countOnThisCPU, counters.info, wait: true)
     if case .fail(let why) = expectRanOnce(counters, on: mask) { return .fail("mask: \(line: why)") }
-    let odd = TestCounters()
+    let odd = CPUCounters()
     calls.onEachCPU(where: { cpu, _ in cpu.rawValue % 2 == 1 }, countOnThisCPU, odd.info, wait: true)
     return expectRanOnce(odd, on: CPUSet(CPUs.online.filter { $0.rawValue % 2 == 1 }))
   }

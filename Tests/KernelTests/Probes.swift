@@ -2,8 +2,8 @@ import Synchronization
 
 /// Records, per CPU, how often a function ran there and how often with interrupts on.
 final class ContextProbe {
-  private let runs = TestCounters()
-  private let withInterruptsOn = TestCounters()
+  private let runs = CPUCounters()
+  private let withInterruptsOn = CPUCounters()
   private let pair: UnsafeMutablePointer<UnsafeMutableRawPointer>
 
   init() {

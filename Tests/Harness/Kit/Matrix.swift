@@ -6,6 +6,7 @@ public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
     scaling + machines + firmware + commandLine + deadAP + faults + console + crossCalls + torture
+    + demo
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
@@ -94,6 +95,15 @@ public enum Matrix {
         onlineCPUs: online, apicIDs: online.map { UInt32($0) }, mustContain: watchdogLines,
         ktapSuites: ["ipi"]))
   }
+
+  /// What `make run` boots: no tests, the cross-call demo, which checks its own counts.
+  public static let demo: [BootConfig] = [
+    BootConfig(
+      name: "demo-4", smp: "4",
+      expectations: Expectations(
+        onlineCPUs: [0, 1, 2, 3], apicIDs: [0, 1, 2, 3],
+        mustContain: ["Brought up 4 CPUs", "ipi: 12 calls in all, as expected"]))
+  ]
 
   /// Random cross-calls from every CPU at once (after Linux's scftorture), 10^5 calls
   /// per configuration, every one checked.

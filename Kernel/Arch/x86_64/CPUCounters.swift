@@ -1,8 +1,9 @@
 import Synchronization
 
-/// One counter per possible CPU, for tests that make CPUs report in. Pass `info` as a
-/// call's argument and `countOnThisCPU` as its function.
-final class TestCounters {
+/// One counter per possible CPU, for code that makes CPUs report in (the boot demo,
+/// tests, benchmarks). Pass `info` as a call's argument and `countOnThisCPU` as its
+/// function.
+final class CPUCounters {
   let count: Int
   private let storage: UnsafeMutablePointer<Atomic<Int>>
 
@@ -31,11 +32,16 @@ final class TestCounters {
   func wait(for cpu: CPUIndex, toReach target: Int, milliseconds: UInt64) -> Bool {
     waitUntil(milliseconds: milliseconds) { value(cpu) >= target }
   }
+
+  /// Waits (bounded) until the counters add up to `target`.
+  func wait(forTotal target: Int, milliseconds: UInt64) -> Bool {
+    waitUntil(milliseconds: milliseconds) { total >= target }
+  }
 }
 
-/// A `CallFunction` that adds one to the running CPU's counter in a `TestCounters`.
+/// A `CallFunction` that adds one to the running CPU's counter in a `CPUCounters`.
 let countOnThisCPU: CallFunction = { info in
   let counters = info!.assumingMemoryBound(to: Atomic<Int>.self)
-  // Release pairs with the acquire in TestCounters.value(_:).
+  // Release pairs with the acquire in CPUCounters.value(_:).
   counters[PerCPU.currentIndexOrUnknown].wrappingAdd(1, ordering: .releasing)
 }
