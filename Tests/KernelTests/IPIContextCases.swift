@@ -5,6 +5,37 @@ import Synchronization
 enum IPIContextCases {
   static var calls: CrossCalls<X86_64Platform> { SMP.calls }
 
+  /// Reschedule IPIs sent by CPU number, to a mask, and with the all-but-self shorthand
+  /// each reach exactly the CPUs they name (counted by the receivers' handlers).
+  static func delivery() -> TestResult {
+    let others = IPISuite.others
+    guard let first = others.first else { return .skip("one CPU online") }
+    let cases: [(StaticString, CPUSet, () -> Void)] = [
+      ("by number", CPUSet([first]), { IPI.send(Vector.reschedule, to: first) }),
+      ("to a mask", others, { IPI.send(Vector.reschedule, toAll: others) }),
+      ("all but self", others, { IPI.sendToAllButSelf(Vector.reschedule) }),
+    ]
+    for (name, expected, send) in cases {
+      let before = (0..<CPUs.count).map { reschedules(CPUIndex($0)) }
+      send()
+      for cpu in expected where !waitUntil(milliseconds: 1000, { reschedules(cpu) > before[cpu.rawValue] }) {
+        return .fail("IPI \(name): CPU \(cpu.rawValue) took no reschedule interrupt within 1 s")
+      }
+      // Nothing else sends reschedule IPIs while the suite runs: any other change is
+      // an IPI that went where it was not sent.
+      for index in 0..<CPUs.count where !expected.contains(CPUIndex(index)) {
+        if reschedules(CPUIndex(index)) != before[index] {
+          return .fail("IPI \(name): CPU \(index) was interrupted but not named")
+        }
+      }
+    }
+    return .pass
+  }
+
+  private static func reschedules(_ cpu: CPUIndex) -> Int {
+    PerCPU.block(cpu.rawValue).pointee.reschedules.load(ordering: .relaxed)
+  }
+
   static func asyncRefusesRecordInFlight() -> TestResult {
     guard let target = IPISuite.others.first else { return .skip("one CPU online") }
     let spinner = Spinner(on: target, forAtMost: 2_000_000_000)

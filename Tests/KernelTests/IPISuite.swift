@@ -7,6 +7,7 @@ enum IPISuite {
   static let suite = KernelTestSuite(
     name: "ipi",
     cases: [
+      KernelTestCase(name: "ipis_by_cpu_mask_and_all_but_self", run: IPIContextCases.delivery),
       KernelTestCase(name: "single_runs_once_on_its_target", run: singleRunsOnceOnTarget),
       KernelTestCase(name: "single_without_wait_runs", run: singleWithoutWait),
       KernelTestCase(name: "single_on_self_runs_here_irqs_off", run: singleOnSelf),

@@ -35,7 +35,7 @@ enum APStartup {
     guard count > 1 else { return outcome }
     let targets = CPUSet((1..<count).map { CPUIndex($0) })
     installTrampoline(apCount: count - 1, policy: policy)
-    waiterAPICID = LocalAPIC.currentID().rawValue
+    waiter = X86_64Platform.currentCPU
     for cpu in targets {
       PerCPU.block(cpu.rawValue).pointee.state.store(CPUState.starting.rawValue, ordering: .relaxed)
     }
@@ -81,9 +81,9 @@ enum APStartup {
     }
   }
 
-  /// APIC ID of the CPU waiting in `waitForOnline`; each AP that comes online sends it
+  /// The CPU waiting in `waitForOnline`; each AP that comes online sends it
   /// `Vector.reschedule`. Written before the first INIT, read by APs after they start.
-  nonisolated(unsafe) private static var waiterAPICID: UInt32 = 0
+  nonisolated(unsafe) private static var waiter = CPUIndex.boot
 
   /// Sleeps in `hlt` until every target is online or the deadline passes; returns the
   /// rest. Each arriving AP wakes this CPU with an IPI, and a one-shot APIC timer wakes
@@ -105,7 +105,7 @@ enum APStartup {
 
   /// For an AP that just came online: wakes the CPU waiting for it.
   static func wakeWaiter() {
-    LocalAPIC.send(.fixed(Vector.reschedule, to: APICID(waiterAPICID)))
+    IPI.send(Vector.reschedule, to: waiter)
   }
 
   /// Marks each still-starting CPU failed (an AP that wins the race is online after all)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The register frame Boot/interrupts.asm builds, lowest address first.
 struct InterruptFrame {
   var r15, r14, r13, r12, r11, r10, r9, r8: UInt64
@@ -39,7 +41,10 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     Panic.exception(frame)
   case Vector.spurious:
     break
-  case Vector.reschedule, Vector.timer:
+  case Vector.reschedule:
+    LocalAPIC.endOfInterrupt()
+    PerCPU.current.pointee.reschedules.wrappingAdd(1, ordering: .relaxed)
+  case Vector.timer:
     LocalAPIC.endOfInterrupt()
   case Vector.callFunction, Vector.callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,

@@ -29,6 +29,8 @@ struct PerCPU: ~Copyable {
   /// and its argument (see `Idle.post`).
   let threadWork = Atomic<UInt>(0)
   var threadWorkInfo: UInt = 0
+  /// Reschedule interrupts taken (relaxed: a statistic).
+  let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).
   var stackBottom: UInt64 = 0
   var stackTop: UInt64 = 0

@@ -39,15 +39,13 @@ enum X86_64Platform: SMPPlatform {
   static var onlineCPUs: CPUSet { CPUs.online }
 
   static func sendCallIPI(to cpu: CPUIndex) {
-    LocalAPIC.send(.fixed(Vector.callFunctionSingle, to: CPUs.apicID(of: cpu)))
+    IPI.send(Vector.callFunctionSingle, to: cpu)
   }
 
   /// One IPI per CPU: the all-but-self shorthand would also reach CPUs outside the
   /// set (not started, parked, or simply not asked).
   static func sendCallIPI(toAll cpus: CPUSet) {
-    for cpu in cpus {
-      LocalAPIC.send(.fixed(Vector.callFunction, to: CPUs.apicID(of: cpu)))
-    }
+    IPI.send(Vector.callFunction, toAll: cpus)
   }
 }
 
@@ -70,6 +68,6 @@ enum SMP {
   /// Interrupts `cpu` so that it leaves `hlt` and looks for work.
   /// Linux: smp_send_reschedule().
   static func sendReschedule(to cpu: CPUIndex) {
-    LocalAPIC.send(.fixed(Vector.reschedule, to: CPUs.apicID(of: cpu)))
+    IPI.send(Vector.reschedule, to: cpu)
   }
 }
