@@ -18,6 +18,8 @@ public struct CallRecord: ~Copyable {
   let flags = Atomic<UInt32>(0)
   /// The CPU that sent the call, woken by the target if it naps while waiting.
   var sender: Int32 = -1
+  /// The CPU the call was sent to, for the watchdog's report and re-sent IPI.
+  var target: Int32 = -1
   /// What to run, and with what.
   public var function: CallFunction?
   public var info: UnsafeMutableRawPointer?

@@ -30,7 +30,7 @@ extension CrossCalls {
       }
     } else {
       let record = asyncRecords + me.rawValue
-      waitForRecord(record, sentTo: cpu)  // Linux: csd_lock(): the previous use must end
+      waitForRecord(record)  // Linux: csd_lock(): the previous use must end
       record.pointee.function = function
       record.pointee.info = info
       send(record, to: cpu, wait: false)
@@ -42,7 +42,9 @@ extension CrossCalls {
   /// Linux: smp_call_function_single_async().
   /// - Throws: `.recordBusy` (Linux: -EBUSY) while the record is still in flight,
   ///   `.invalidCPU` or `.offline` (-ENXIO).
-  public func callSingleAsync(on cpu: CPUIndex, _ record: UnsafeMutablePointer<CallRecord>) throws(CrossCallError) {
+  public func callSingleAsync(on cpu: CPUIndex, _ record: UnsafeMutablePointer<CallRecord>)
+    throws(CrossCallError)
+  {
     guard !record.pointee.isLocked else { throw .recordBusy }
     precondition(record.pointee.function != nil, "async call record without a function")
     if cpu == Platform.currentCPU {
@@ -87,7 +89,7 @@ extension CrossCalls {
     var interrupt = CPUSet()
     for cpu in targets {
       let record = manyRecord(from: me, to: cpu)
-      waitForRecord(record, sentTo: cpu)  // the previous call through it must be done
+      waitForRecord(record)  // the previous call through it must be done
       CallFlags.lock(record, waiting: wait)
       record.pointee.function = function
       record.pointee.info = info
@@ -95,7 +97,7 @@ extension CrossCalls {
     }
     if !interrupt.isEmpty { Platform.sendCallIPI(toAll: interrupt) }
     guard wait else { return }
-    for cpu in targets { waitForRecord(manyRecord(from: me, to: cpu), sentTo: cpu) }
+    for cpu in targets { waitForRecord(manyRecord(from: me, to: cpu)) }
   }
 
   /// Runs `function(info)` on every other online CPU. Linux: smp_call_function().
@@ -157,7 +159,7 @@ extension CrossCalls {
   private func send(_ record: UnsafeMutablePointer<CallRecord>, to cpu: CPUIndex, wait: Bool) {
     CallFlags.lock(record, waiting: wait)
     enqueue(record, on: cpu)
-    if wait { waitForRecord(record, sentTo: cpu) }
+    if wait { waitForRecord(record) }
   }
 
   private func manyRecord(from sender: CPUIndex, to target: CPUIndex) -> UnsafeMutablePointer<CallRecord> {

@@ -12,14 +12,16 @@ extension CrossCalls {
   private var spinBeforeSleeping: UInt64 { 20_000 }
   private var nap: UInt64 { 1_000_000 }
 
-  /// Waits until `record`, sent to `target`, is unlocked, serving the running CPU's
+  /// Waits until `record` is unlocked by the CPU it was sent to, serving the running CPU's
   /// own queue meanwhile; with interrupts on it naps in `waitForInterrupt` after a
   /// short spin. Past `watchdogTimeout` it reports the wait (waiting CPU,
   /// target, function, time) and re-sends the interrupt once; it reminds every five
   /// bounds after that, and reports the completion if it comes late. Never gives up:
   /// the record may not be reused until the target is done with it.
-  func waitForRecord(_ record: UnsafeMutablePointer<CallRecord>, sentTo target: CPUIndex) {
+  func waitForRecord(_ record: UnsafeMutablePointer<CallRecord>) {
     guard record.pointee.isLocked else { return }
+    // Written by this CPU when it sent the record; its earlier use may have had another.
+    let target = CPUIndex(Int(record.pointee.target))
     let start = Platform.nanoseconds()
     var nextReport = watchdogTimeout
     var reported = false
@@ -41,7 +43,9 @@ extension CrossCalls {
     if reported {
       statistics.lateCompletions.wrappingAdd(1, ordering: .relaxed)
       let waited = (Platform.nanoseconds() &- start) / 1_000_000
-      Platform.log("csd: CPU \(Platform.currentCPU.rawValue): call to CPU \(target.rawValue) completed late, after \(waited) ms")
+      Platform.log(
+        "csd: CPU \(Platform.currentCPU.rawValue): call to CPU \(target.rawValue) completed late, after \(waited) ms"
+      )
     }
   }
 
@@ -55,15 +59,20 @@ extension CrossCalls {
     Platform.restoreInterrupts(state)
   }
 
-  private func report(_ record: UnsafeMutablePointer<CallRecord>, target: CPUIndex, waited: UInt64, first: Bool) {
+  private func report(
+    _ record: UnsafeMutablePointer<CallRecord>, target: CPUIndex, waited: UInt64, first: Bool
+  ) {
     if first { statistics.watchdogReports.wrappingAdd(1, ordering: .relaxed) }
     let me = Platform.currentCPU.rawValue
     let function = functionAddress(record.pointee.function)
     let milliseconds = waited / 1_000_000
     if first {
-      Platform.log("csd: CPU \(me) waiting \(milliseconds) ms for CPU \(target.rawValue) to run \(hex: function); re-sending the IPI")
+      Platform.log(
+        "csd: CPU \(me) waiting \(milliseconds) ms for CPU \(target.rawValue) to run \(hex: function); re-sending the IPI"
+      )
     } else {
-      Platform.log("csd: CPU \(me) still waiting for CPU \(target.rawValue) to run \(hex: function), \(milliseconds) ms")
+      Platform.log(
+        "csd: CPU \(me) still waiting for CPU \(target.rawValue) to run \(hex: function), \(milliseconds) ms")
     }
   }
 }

@@ -32,7 +32,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
     self.watchdogTimeout = watchdogTimeout
     queues = UnsafeMutableRawPointer.allocate(byteCount: cpuCount * Self.queueStride, alignment: 64)
     for cpu in 0..<cpuCount {
-      (queues + cpu * Self.queueStride).bindMemory(to: CallQueue.self, capacity: 1).initialize(to: CallQueue())
+      (queues + cpu * Self.queueStride).bindMemory(to: CallQueue.self, capacity: 1).initialize(
+        to: CallQueue())
     }
     asyncRecords = Self.allocateRecords(cpuCount)
     manyRecords = Self.allocateRecords(cpuCount * cpuCount)
@@ -100,7 +101,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
     Platform.log("smp: call interrupt on offline CPU \(me.rawValue)")
     var entry = first
     while let record = entry {
-      Platform.log("smp:   call to \(hex: functionAddress(record.pointee.function)) sent to offline CPU \(me.rawValue)")
+      Platform.log(
+        "smp:   call to \(hex: functionAddress(record.pointee.function)) sent to offline CPU \(me.rawValue)")
       entry = record.pointee.next
     }
   }
@@ -108,8 +110,11 @@ public final class CrossCalls<Platform: SMPPlatform> {
   /// Queues `record` (locked, filled) on `target`, interrupting it only if its queue was
   /// empty. Returns whether an interrupt was sent.
   @discardableResult
-  func enqueue(_ record: UnsafeMutablePointer<CallRecord>, on target: CPUIndex, sendInterrupt: Bool = true) -> Bool {
+  func enqueue(_ record: UnsafeMutablePointer<CallRecord>, on target: CPUIndex, sendInterrupt: Bool = true)
+    -> Bool
+  {
     record.pointee.sender = Int32(Platform.currentCPU.rawValue)
+    record.pointee.target = Int32(target.rawValue)
     guard queue(target).pointee.push(record) else { return false }
     statistics.interruptsRequested(for: target).pointee.wrappingAdd(1, ordering: .relaxed)
     if sendInterrupt { Platform.sendCallIPI(to: target) }

@@ -19,14 +19,20 @@ enum CallBenchmark {
       measure("call_others", suffix, othersSamples) { waitingOthers() }
       spinners?.stop()
     }
-    log("bench-note call_*_idle: targets idle in hlt; call_*_busy: targets spinning with interrupts on; caller is CPU 0")
+    log(
+      "bench-note call_*_idle: targets idle in hlt; call_*_busy: targets spinning with interrupts on; caller is CPU 0"
+    )
     AllToAll.run()
   }
 
   /// Prints `samples` results of `sample()` as `bench <name>_<suffix> ns ...`.
-  private static func measure(_ name: StaticString, _ suffix: StaticString, _ samples: Int, _ sample: () -> UInt64) {
+  private static func measure(
+    _ name: StaticString, _ suffix: StaticString, _ samples: Int, _ sample: () -> UInt64
+  ) {
     var line = LogLine()
-    func start() { line = "bench "; line.append(name); line.append("_"); line.append(suffix); line.append(" ns") }
+    func start() {
+      line = "bench "; line.append(name); line.append("_"); line.append(suffix); line.append(" ns")
+    }
     start()
     for _ in 0..<samples {
       line.append(" ")
@@ -65,7 +71,8 @@ enum CallBenchmark {
   }
 
   private static let stampTSC: CallFunction = { info in
-    info!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(CPUInstructions.readTSC(), ordering: .relaxed)
+    info!.assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(
+      CPUInstructions.readTSC(), ordering: .relaxed)
   }
 }
 
@@ -116,7 +123,9 @@ enum AllToAll {
     _ = finished.wait(forTotal: CPUs.online.count, milliseconds: 5000)
     let elapsed = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
     log("bench calls_per_second_all_to_all calls/s \(UInt64(calls.total) * 1_000_000_000 / max(elapsed, 1))")
-    log("bench-note calls_per_second_all_to_all: every CPU makes waiting single calls to every other, round robin, for 200 ms")
+    log(
+      "bench-note calls_per_second_all_to_all: every CPU makes waiting single calls to every other, round robin, for 200 ms"
+    )
   }
 
   private static let work: CallFunction = { info in

@@ -17,7 +17,9 @@ enum ConsoleSuite {
   static func burst() {
     let cpu = PerCPU.currentIndexOrUnknown
     for sequence in 0..<linesPerCPU {
-      log("console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz")
+      log(
+        "console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
+      )
     }
   }
 

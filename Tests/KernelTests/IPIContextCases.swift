@@ -55,8 +55,11 @@ enum IPIContextCases {
     guard counters.wait(for: target, toReach: 1, milliseconds: 1000),
       waitUntil(milliseconds: 1000, { !record.pointer.pointee.isLocked })
     else { return .fail("the async call did not complete within 1 s") }
-    do { try calls.callSingleAsync(on: target, record.pointer) } catch { return .fail("reuse after completion refused") }
-    return counters.wait(for: target, toReach: 2, milliseconds: 1000) ? .pass : .fail("the reused record did not run")
+    do { try calls.callSingleAsync(on: target, record.pointer) } catch {
+      return .fail("reuse after completion refused")
+    }
+    return counters.wait(for: target, toReach: 2, milliseconds: 1000)
+      ? .pass : .fail("the reused record did not run")
   }
 
   static func burstRaisesOneIPI() -> TestResult {

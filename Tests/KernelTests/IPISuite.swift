@@ -12,7 +12,8 @@ enum IPISuite {
       KernelTestCase(name: "single_without_wait_runs", run: singleWithoutWait),
       KernelTestCase(name: "single_on_self_runs_here_irqs_off", run: singleOnSelf),
       KernelTestCase(name: "single_rejects_bad_and_offline_cpus", run: singleErrors),
-      KernelTestCase(name: "async_refuses_a_record_in_flight", run: IPIContextCases.asyncRefusesRecordInFlight),
+      KernelTestCase(
+        name: "async_refuses_a_record_in_flight", run: IPIContextCases.asyncRefusesRecordInFlight),
       KernelTestCase(name: "any_prefers_self_then_online", run: anySelection),
       KernelTestCase(name: "any_rejects_masks_without_online_cpus", run: anyErrors),
       KernelTestCase(name: "many_skips_caller_runs_once_each", run: manySkipsCaller),
@@ -167,7 +168,9 @@ enum IPISuite {
 
   static func kickAll() -> TestResult {
     var before: [Int] = []
-    for cpu in others { before.append(calls.statistics.interruptsHandled(on: cpu).pointee.load(ordering: .relaxed)) }
+    for cpu in others {
+      before.append(calls.statistics.interruptsHandled(on: cpu).pointee.load(ordering: .relaxed))
+    }
     calls.kickAllCPUsSync()
     for (position, cpu) in others.enumerated() {
       let after = calls.statistics.interruptsHandled(on: cpu).pointee.load(ordering: .relaxed)

@@ -20,7 +20,8 @@ enum TortureSuite {
     let total = parameters.integer("torture_ops") ?? 100_000
     let seed = UInt64(parameters.integer("torture_seed") ?? Int(CPUInstructions.readTSC() & 0xFFFF_FFFF))
     let state = TortureState(operationsPerCPU: max(1, total / online.count), seed: seed)
-    KTAP.diagnostic("seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations on \(online.count) CPUs")
+    KTAP.diagnostic(
+      "seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations on \(online.count) CPUs")
     let start = Clock.nanoseconds()
     for cpu in online where cpu != X86_64Platform.currentCPU {
       guard Idle.post(TortureWorker.entry, state.info, to: cpu.rawValue) else {
@@ -28,7 +29,8 @@ enum TortureSuite {
       }
     }
     TortureWorker.entry(state.info)
-    guard waitUntil(milliseconds: 300_000, { state.finished.load(ordering: .acquiring) == online.count }) else {
+    guard waitUntil(milliseconds: 300_000, { state.finished.load(ordering: .acquiring) == online.count })
+    else {
       return .fail("\(state.finished.load(ordering: .relaxed)) of \(online.count) CPUs finished within 300 s")
     }
     return state.verdict(elapsed: Clock.nanoseconds() - start)

@@ -34,7 +34,8 @@ struct TortureWorker {
     for slot in 0..<slots {
       (asyncProbes + slot).initialize(to: TortureProbe(target: -1, state: state))
       (noWaitProbes + slot).initialize(to: TortureProbe(target: -1, state: state))
-      (asyncRecords + slot).initialize(to: CallRecord(function: TortureHandlers.one, info: UnsafeMutableRawPointer(asyncProbes + slot)))
+      (asyncRecords + slot).initialize(
+        to: CallRecord(function: TortureHandlers.one, info: UnsafeMutableRawPointer(asyncProbes + slot)))
     }
   }
 
@@ -67,7 +68,9 @@ struct TortureWorker {
   }
 
   private func singleWaiting(to target: CPUIndex) {
-    singleVia(target) { (probe) throws(CrossCallError) in try SMP.calls.callSingle(on: target, TortureHandlers.one, probe, wait: true) }
+    singleVia(target) { (probe) throws(CrossCallError) in
+      try SMP.calls.callSingle(on: target, TortureHandlers.one, probe, wait: true)
+    }
   }
 
   private mutating func singleNotWaiting(to target: CPUIndex) {
@@ -76,7 +79,9 @@ struct TortureWorker {
     guard awaitOut(probe) else { return }
     probe.pointee.target = target.rawValue
     probe.pointee.marks.store(0, ordering: .relaxed)
-    send(probe) { () throws(CrossCallError) in try SMP.calls.callSingle(on: target, TortureHandlers.one, UnsafeMutableRawPointer(probe), wait: false) }
+    send(probe) { () throws(CrossCallError) in
+      try SMP.calls.callSingle(on: target, TortureHandlers.one, UnsafeMutableRawPointer(probe), wait: false)
+    }
   }
 
   private mutating func async(to target: CPUIndex) {
@@ -125,10 +130,14 @@ struct TortureWorker {
       } catch {}
       return
     }
-    singleVia(expected) { (probe) throws(CrossCallError) in try SMP.calls.callAny(of: mask, TortureHandlers.one, probe, wait: true) }
+    singleVia(expected) { (probe) throws(CrossCallError) in
+      try SMP.calls.callAny(of: mask, TortureHandlers.one, probe, wait: true)
+    }
   }
 
-  private func singleVia(_ expected: CPUIndex, _ call: (UnsafeMutableRawPointer) throws(CrossCallError) -> Void) {
+  private func singleVia(
+    _ expected: CPUIndex, _ call: (UnsafeMutableRawPointer) throws(CrossCallError) -> Void
+  ) {
     withUnsafeTemporaryAllocation(of: TortureProbe.self, capacity: 1) { buffer in
       let probe = buffer.baseAddress!
       probe.initialize(to: TortureProbe(target: expected.rawValue, state: state))
@@ -151,7 +160,9 @@ struct TortureWorker {
 
   private func expectOut(_ probe: UnsafeMutablePointer<TortureProbe>) {
     if probe.pointee.marks.load(ordering: .relaxed) & TortureProbe.markOut == 0 {
-      state.fail("CPU \(me.rawValue): call to CPU \(probe.pointee.target) returned before its handler's out-mark was visible")
+      state.fail(
+        "CPU \(me.rawValue): call to CPU \(probe.pointee.target) returned before its handler's out-mark was visible"
+      )
     }
   }
 
@@ -161,7 +172,9 @@ struct TortureWorker {
     let done = waitUntil(milliseconds: 5000) {
       probe.pointee.marks.load(ordering: .relaxed) & TortureProbe.markOut != 0
     }
-    if !done { state.fail("CPU \(me.rawValue): a no-wait call to CPU \(probe.pointee.target) did not run within 5 s") }
+    if !done {
+      state.fail("CPU \(me.rawValue): a no-wait call to CPU \(probe.pointee.target) did not run within 5 s")
+    }
     return done
   }
 
