@@ -89,6 +89,13 @@ extension CrossCalls {
     var interrupt = CPUSet()
     for cpu in targets {
       let record = manyRecord(from: me, to: cpu)
+      if record.pointee.isLocked && !interrupt.isEmpty {
+        // About to wait, serving our own queue meanwhile: interrupt the CPUs queued so
+        // far first, or a function we serve that calls them would wait on a CPU never
+        // told (Linux sends after the loop, but its waits run no foreign functions).
+        Platform.sendCallIPI(toAll: interrupt)
+        interrupt = CPUSet()
+      }
       waitForRecord(record)  // the previous call through it must be done
       CallFlags.lock(record, waiting: wait)
       record.pointee.function = function
