@@ -34,14 +34,14 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -Xfrontend -function-sections \
   -warnings-as-errors
 
-.PHONY: all deps run check bench debug clean help host-test harness-check kernel-check
+.PHONY: all deps run check bench debug clean help host-test host-test-tsan harness-check
 
 all: $(IMAGE)
 
 help:
 	@echo "make            build $(KERNEL) and $(IMAGE)"
 	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
-	@echo "make check      host tests (swift test), kernel build, QEMU harness matrix"
+	@echo "make check      host tests (swift test, and SMP under TSan), kernel build, QEMU harness matrix"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
 	@echo "make deps       check and install nasm, QEMU, linker"
@@ -81,11 +81,16 @@ debug: deps $(IMAGE)
 host-test:
 	swift test
 
+# The SMP protocol tests again under ThreadSanitizer (fake CPUs are host threads).
+host-test-tsan:
+	swift test --sanitize=thread --scratch-path .build-tsan --filter SMP
+
 harness-check: $(IMAGE)
 	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL)
 
 check: deps
 	@$(MAKE) --no-print-directory host-test
+	@$(MAKE) --no-print-directory host-test-tsan
 	@$(MAKE) --no-print-directory $(IMAGE)
 	@$(MAKE) --no-print-directory harness-check
 

@@ -35,7 +35,14 @@ extension CrossCalls {
         nextReport = waited + reminderInterval
       }
       if waited > spinBeforeSleeping && Platform.interruptsEnabled {
-        if CallFlags.markSleeping(record) { Platform.waitForInterrupt(atMost: nap) }
+        // Mark and sleep with interrupts off in between: the target's wake-up IPI, sent
+        // as soon as it sees the mark, must find us asleep, not be taken just before.
+        let state = Platform.saveAndDisableInterrupts()
+        if CallFlags.markSleeping(record) {
+          Platform.waitForInterrupt(atMost: nap)
+        } else {
+          Platform.restoreInterrupts(state)
+        }
       } else {
         Platform.relax()
       }

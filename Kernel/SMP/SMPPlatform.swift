@@ -12,9 +12,10 @@ public protocol SMPPlatform {
   static func restoreInterrupts(_ state: InterruptState)
   /// A spin-wait hint (x86 `pause`).
   static func relax()
-  /// Sleeps until an interrupt arrives or about `nanoseconds` pass, whichever is first,
-  /// giving the hardware (or the host, under a hypervisor) back to others. Called only
-  /// with interrupts enabled; returns with them enabled.
+  /// Enables interrupts and sleeps until one arrives or about `nanoseconds` pass,
+  /// whichever is first, giving the hardware (or the host, under a hypervisor) back to
+  /// others: x86's `sti; hlt`. Called with interrupts disabled, so that a condition the
+  /// caller checked just before cannot miss its wake-up; returns with them enabled.
   static func waitForInterrupt(atMost nanoseconds: UInt64)
   /// Monotonic nanoseconds since boot, comparable across CPUs.
   static func nanoseconds() -> UInt64

@@ -8,6 +8,7 @@ func waitUntil(milliseconds: UInt64, _ condition: () -> Bool) -> Bool {
     let now = Clock.nanoseconds()
     if now > deadline { return false }
     if now - start > 20_000 && CPUInstructions.interruptsEnabled {
+      CPUInstructions.disableInterrupts()
       X86_64Platform.waitForInterrupt(atMost: 50_000)
     } else {
       CPUInstructions.pause()

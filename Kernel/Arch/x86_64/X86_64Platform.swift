@@ -13,11 +13,11 @@ enum X86_64Platform: SMPPlatform {
   static func relax() { CPUInstructions.pause() }
 
   /// Arms the one-shot APIC timer and halts: the next interrupt (the awaited IPI, or
-  /// the timer) ends the nap. The timer is armed with interrupts off and the halt is
-  /// `sti; hlt`, so a timer that fires at once still wakes the `hlt`. A timer left
+  /// the timer) ends the nap. Entered with interrupts off and halting with `sti; hlt`,
+  /// so an interrupt that became pending before still wakes the `hlt`. A timer left
   /// armed by an earlier, shorter nap only causes one harmless early wake-up.
   static func waitForInterrupt(atMost nanoseconds: UInt64) {
-    CPUInstructions.disableInterrupts()
+    CPUInstructions.disableInterrupts()  // already off by contract; cheap insurance
     LocalAPIC.startOneShotTimer(nanoseconds: nanoseconds)
     CPUInstructions.enableInterruptsAndHalt()
   }
