@@ -10,7 +10,8 @@ import Synchronization
 extension CrossCalls {
   /// Runs `function(info)` on `cpu`; on the running CPU it runs at once with interrupts
   /// off. With `wait`, returns after the function has returned.
-  /// Linux: smp_call_function_single().
+  /// Linux: smp_call_function_single()
+  /// - Note: a waiter spins 20 us, then naps in `hlt` until the target wakes it.
   /// - Throws: `.invalidCPU` or `.offline` (Linux: -ENXIO).
   public func callSingle(
     on cpu: CPUIndex, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
@@ -41,7 +42,7 @@ extension CrossCalls {
 
   /// Queues the caller's own `record` (function and info set) for `cpu` without
   /// waiting. Usable with interrupts off. The caller serialises uses of the record.
-  /// Linux: smp_call_function_single_async().
+  /// Linux: smp_call_function_single_async()
   /// - Throws: `.recordBusy` (Linux: -EBUSY) while the record is still in flight,
   ///   `.invalidCPU` or `.offline` (-ENXIO).
   public func callSingleAsync(on cpu: CPUIndex, _ record: UnsafeMutablePointer<CallRecord>)
@@ -60,8 +61,9 @@ extension CrossCalls {
   }
 
   /// Runs `function(info)` on one online CPU of `cpus`: the running CPU if it is one,
-  /// else the first online one. Linux: smp_call_function_any() (without NUMA nodes,
-  /// its "same node" step has nothing to choose from).
+  /// else the first online one.
+  /// Linux: smp_call_function_any()
+  /// - Note: no NUMA nodes, so Linux's "same node" step has nothing to choose from.
   /// - Throws: `.noOnlineCPU` when no CPU of `cpus` is online.
   public func callAny(
     of cpus: CPUSet, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
@@ -73,7 +75,10 @@ extension CrossCalls {
   }
 
   /// Runs `function(info)` on every online CPU of `cpus` except the running one. With
-  /// `wait`, returns after all have returned. Linux: smp_call_function_many().
+  /// `wait`, returns after all have returned.
+  /// Linux: smp_call_function_many()
+  /// - Note: only CPUs whose queue was empty get an IPI (modern Linux), and the IPIs
+  ///   queued so far go out before any wait on a busy record (see the body).
   public func callMany(
     _ cpus: CPUSet, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
   ) {
@@ -109,20 +114,23 @@ extension CrossCalls {
     for cpu in targets { waitForRecord(manyRecord(from: me, to: cpu)) }
   }
 
-  /// Runs `function(info)` on every other online CPU. Linux: smp_call_function().
+  /// Runs `function(info)` on every other online CPU.
+  /// Linux: smp_call_function()
   public func callOthers(_ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool) {
     callMany(Platform.onlineCPUs, function, info, wait: wait)
   }
 
   /// Runs `function(info)` on every online CPU, the running one included (there with
-  /// interrupts off). Linux: on_each_cpu().
+  /// interrupts off).
+  /// Linux: on_each_cpu()
   public func onEachCPU(_ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool) {
     callOthers(function, info, wait: wait)
     runLocally(function, info)
   }
 
   /// Runs `function(info)` on every online CPU of `cpus`, the running one included if
-  /// it is in `cpus`. Linux: on_each_cpu_mask().
+  /// it is in `cpus`.
+  /// Linux: on_each_cpu_mask()
   public func onEachCPU(
     in cpus: CPUSet, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
   ) {
@@ -131,7 +139,9 @@ extension CrossCalls {
   }
 
   /// Runs `function(info)` on each online CPU for which `condition(cpu, info)` holds.
-  /// Linux: on_each_cpu_cond() (the mask is on the stack: no allocation to fail).
+  /// Linux: on_each_cpu_cond()
+  /// - Note: the mask lives on the stack, so there is no allocation to fail and no
+  ///   one-by-one fallback.
   public func onEachCPU(
     where condition: (CPUIndex, UnsafeMutableRawPointer?) -> Bool, _ function: CallFunction,
     _ info: UnsafeMutableRawPointer? = nil, wait: Bool
@@ -142,7 +152,8 @@ extension CrossCalls {
   }
 
   /// Makes every other online CPU run an empty function and waits for all: when it
-  /// returns, each has taken an interrupt since the call began. Linux: kick_all_cpus_sync().
+  /// returns, each has taken an interrupt since the call began.
+  /// Linux: kick_all_cpus_sync()
   public func kickAllCPUsSync() {
     // Make the caller's earlier stores visible before the kick (Linux: smp_mb()).
     atomicMemoryFence(ordering: .sequentiallyConsistent)

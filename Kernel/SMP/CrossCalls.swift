@@ -61,7 +61,7 @@ public final class CrossCalls<Platform: SMPPlatform> {
 
   /// Runs the calls queued for the running CPU. Called by the platform's interrupt
   /// handler for the call vectors, interrupts off.
-  /// Linux: generic_smp_call_function_single_interrupt().
+  /// Linux: generic_smp_call_function_single_interrupt()
   public func handleInterrupt() {
     statistics.interruptsHandled(on: Platform.currentCPU).pointee.wrappingAdd(1, ordering: .relaxed)
     flushQueue(warnIfOffline: true)
