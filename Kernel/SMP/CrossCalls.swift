@@ -134,7 +134,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
 }
 
 /// The address of a call's function, for reports (resolve with addr2line on the image).
+/// A C function pointer is one machine word; nothing here touches memory.
 func functionAddress(_ function: CallFunction?) -> UInt64 {
   guard let function else { return 0 }
-  return UInt64(UInt(bitPattern: unsafeBitCast(function, to: UnsafeRawPointer.self)))
+  return UInt64(unsafeBitCast(function, to: UInt.self))
 }
