@@ -171,6 +171,15 @@ enum Console {
     guard printer.compareExchange(expected: holder, desired: me, ordering: .sequentiallyConsistent).exchanged
     else { return false }
     takeoverCount.wrappingAdd(1, ordering: .relaxed)
+    var notice: LogLine = "console: CPU "
+    notice.append(decimal: me == unknownCPU ? -1 : me - 1)
+    notice.append(" took printing over from CPU ")
+    notice.append(decimal: holder == unknownCPU ? -1 : holder - 1)
+    notice.append(" after waiting ")
+    notice.append(decimal: Int((Clock.nanoseconds() &- start) / 1_000_000))
+    notice.append(" ms")
+    notice.withBytes { Serial.write($0) }
+    Serial.send(0x0A)
     printPending(me: me)
     printer.store(0, ordering: .sequentiallyConsistent)
     return true
