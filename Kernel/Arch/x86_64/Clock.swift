@@ -124,12 +124,16 @@ enum PIT {
     let start = CPUInstructions.readTSC()
     // Bound: 10x the interval at an assumed 10 GHz upper TSC rate.
     let limit = milliseconds * 10 * 10_000_000
+    // The edge happened between the last poll that saw OUT2 low and the one that saw
+    // it high: from just before the former to just after the latter.
+    var lastLow = start
     while true {
       let before = CPUInstructions.readTSC()
       let risen = CPUInstructions.inb(Port.systemControlB) & outputBit != 0
       let after = CPUInstructions.readTSC()
-      if risen { return Clock.isPrecise(after - start, uncertainty: after - before) ? after - start : nil }
+      if risen { return Clock.isPrecise(after - start, uncertainty: after - lastLow) ? after - start : nil }
       if after &- start > limit { return nil }
+      lastLow = before
     }
   }
 }

@@ -122,8 +122,8 @@ enum LocalAPIC {
   /// Sends an inter-processor interrupt. In xAPIC mode waits (bounded) for the
   /// previous send to leave the APIC and for this one, and reports a stuck ICR with the
   /// CPU and the target; x2APIC has no delivery status to wait on (SDM §11.12.9).
-  /// Returns false if the ICR stayed busy. Interrupts off, or the caller's CPU cannot
-  /// change under it.
+  /// Returns false if the ICR stayed busy. Not from NMI context: an NMI taken between
+  /// the two xAPIC writes, sending an IPI itself, would replace our destination.
   @discardableResult
   static func send(_ command: InterruptCommand) -> Bool {
     switch mode {
@@ -131,6 +131,10 @@ enum LocalAPIC {
       CPUInstructions.writeMSR(msr(.interruptCommandLow), command.x2APIC)
       return true
     case .xAPIC:
+      // Two writes make one command: an interrupt between them whose handler sends an
+      // IPI would replace our destination (Linux: local_irq_save around the ICR pair).
+      let flags = CPUInstructions.saveAndDisableInterrupts()
+      defer { CPUInstructions.restoreInterrupts(flags) }
       guard waitForDelivery(command) else { return false }
       write(.interruptCommandHigh, command.xAPICHigh)
       write(.interruptCommandLow, command.xAPICLow)
