@@ -11,17 +11,12 @@ enum BootBenchmark {
     if online.count > 1 {
       let total = Clock.ticksToNanoseconds(lastOnlineTicks() &- outcome.firstINITTicks)
       log("bench bringup_total ns \(total)")
-      var line: LogLine = "bench ap_start ns"
+      var starts = BenchLine("ap_start", unit: "ns")
       for cpu in online where cpu.rawValue > 0 {
         let onlineAt = PerCPU.block(cpu.rawValue).pointee.onlineTSC
-        line.append(" ")
-        line.append(decimal: Int(Clock.ticksToNanoseconds(onlineAt &- outcome.firstINITTicks)))
-        if line.count > LogLine.capacity - 24 {
-          log(line)
-          line = "bench ap_start ns"
-        }
+        starts.add(Clock.ticksToNanoseconds(onlineAt &- outcome.firstINITTicks))
       }
-      log(line)
+      starts.flush()
       log(
         "bench-note bring-up: APs start in parallel; the boot CPU waits in hlt, APs idle in hlt once online; times from the first INIT"
       )
@@ -59,7 +54,7 @@ enum CacheLinePingPong {
     line.initialize(to: Atomic<UInt64>(0))
     ball = line
     Idle.post(respondEntry, nil, to: partner)
-    var samples: LogLine = "bench cacheline_rtt ns"
+    var samples = BenchLine("cacheline_rtt", unit: "ns")
     for round in 0..<UInt64(rounds) {
       let serve = 2 * round + 1
       let start = CPUInstructions.readTSC()
@@ -68,16 +63,10 @@ enum CacheLinePingPong {
         log("bench: CPU \(partner) did not return the ball in round \(round) within 100 ms")
         break
       }
-      let rtt = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
-      samples.append(" ")
-      samples.append(decimal: Int(rtt))
-      if samples.count > LogLine.capacity - 24 {
-        log(samples)
-        samples = "bench cacheline_rtt ns"
-      }
+      samples.add(Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start))
     }
     line.pointee.store(stop, ordering: .relaxed)
-    log(samples)
+    samples.flush()
     log("bench-note cacheline_rtt: CPU 0 and CPU \(partner), partner spinning (busy); other CPUs idle in hlt")
   }
 

@@ -25,49 +25,60 @@ enum CallBenchmark {
     AllToAll.run()
   }
 
-  /// Prints `samples` results of `sample()` as `bench <name>_<suffix> ns ...`.
+  /// Prints `samples` results of `sample()` as `bench <name>_<suffix> ns ...`. A
+  /// sample that fails (nil) is left out and counted; the count is reported.
   private static func measure(
-    _ name: StaticString, _ suffix: StaticString, _ samples: Int, _ sample: () -> UInt64
+    _ name: StaticString, _ suffix: StaticString, _ samples: Int, _ sample: () -> UInt64?
   ) {
-    var line = LogLine()
-    func start() {
-      line = "bench "; line.append(name); line.append("_"); line.append(suffix); line.append(" ns")
-    }
-    start()
+    var line = BenchLine(name, suffix: suffix, unit: "ns")
+    var failed = 0
     for _ in 0..<samples {
-      line.append(" ")
-      line.append(decimal: Int(sample()))
-      if line.count > LogLine.capacity - 24 {
-        log(line)
-        start()
-      }
+      if let value = sample() { line.add(value) } else { failed += 1 }
     }
-    log(line)
+    line.flush()
+    if failed > 0 {
+      log("bench: \(name)_\(suffix): \(failed) of \(samples) samples failed and were left out")
+    }
   }
 
-  private static func waitingSingle(to cpu: CPUIndex) -> UInt64 {
+  /// A waiting single call's round trip; nil if the call was refused.
+  private static func waitingSingle(to cpu: CPUIndex) -> UInt64? {
     let start = CPUInstructions.readTSC()
-    try? SMP.calls.callSingle(on: cpu, { _ in }, nil, wait: true)
+    do {
+      try SMP.calls.callSingle(on: cpu, { _ in }, nil, wait: true)
+    } catch {
+      return nil
+    }
     return Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
   }
 
-  private static func waitingOthers() -> UInt64 {
+  private static func waitingOthers() -> UInt64? {
     let start = CPUInstructions.readTSC()
     SMP.calls.callOthers({ _ in }, nil, wait: true)
     return Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
   }
 
-  /// From just before the async call is queued to the moment its function starts.
-  private static func asyncLatency(to cpu: CPUIndex) -> UInt64 {
+  /// From just before the async call is queued to the moment its function starts; nil
+  /// if the call was refused or did not run within 1 s (then its record and stamp are
+  /// left allocated: the call may still be in flight and write them).
+  private static func asyncLatency(to cpu: CPUIndex) -> UInt64? {
     let stamp = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 1)
     stamp.initialize(to: Atomic<UInt64>(0))
     let record = OwnedRecord(stampTSC, UnsafeMutableRawPointer(stamp))
     let start = CPUInstructions.readTSC()
-    try? SMP.calls.callSingleAsync(on: cpu, record.pointer)
-    _ = waitUntil(milliseconds: 1000) { !record.pointer.pointee.isLocked }
+    do {
+      try SMP.calls.callSingleAsync(on: cpu, record.pointer)
+    } catch {
+      stamp.deallocate()
+      return nil
+    }
+    guard waitUntil(milliseconds: 1000, { !record.pointer.pointee.isLocked }) else {
+      record.leak()
+      return nil
+    }
     let ran = stamp.pointee.load(ordering: .relaxed)
     stamp.deallocate()
-    return ran > start ? Clock.ticksToNanoseconds(ran - start) : 0
+    return Clock.ticksToNanoseconds(ran &- start)
   }
 
   private static let stampTSC: CallFunction = { info in
@@ -78,23 +89,33 @@ enum CallBenchmark {
 
 /// Keeps CPUs busy in thread context, interrupts on, until stopped.
 final class BusyCPUs {
+  private let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
   private let stopFlag = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 1)
   private let running = CPUCounters()
   private let cpus: CPUSet
 
+  /// Starts the spinners; says so if some did not start within 2 s (their figures are
+  /// then partly "idle", and the log shows it).
   init(_ cpus: CPUSet) {
     self.cpus = cpus
     stopFlag.initialize(to: Atomic<Int>(0))
-    let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
     control[0] = UnsafeMutableRawPointer(stopFlag)
     control[1] = running.info
     for cpu in cpus { Idle.post(BusyCPUs.spin, UnsafeMutableRawPointer(control), to: cpu.rawValue) }
-    _ = running.wait(forTotal: cpus.count, milliseconds: 2000)
+    if !running.wait(forTotal: cpus.count, milliseconds: 2000) {
+      log("bench: only \(running.total) of \(cpus.count) CPUs started spinning within 2 s")
+    }
   }
 
+  /// Stops the spinners and frees their control block once all have let go of it.
   func stop() {
     stopFlag.pointee.store(1, ordering: .relaxed)
-    _ = running.wait(forTotal: 2 * cpus.count, milliseconds: 2000)
+    guard running.wait(forTotal: 2 * cpus.count, milliseconds: 2000) else {
+      log("bench: \(2 * cpus.count - running.total) spinners did not stop within 2 s; control block leaked")
+      return
+    }
+    control.deallocate()
+    stopFlag.deallocate()
   }
 
   private static let spin: CallFunction = { info in
@@ -107,21 +128,32 @@ final class BusyCPUs {
 }
 
 /// Every online CPU calls every other in turn (waiting single calls) for 200 ms; the
-/// figure is the total calls per second, one sample per boot.
+/// figure is the total calls per second, one sample per boot. Printed only if every CPU
+/// finished and no call was refused.
 enum AllToAll {
   static let durationNanoseconds: UInt64 = 200_000_000
 
   static func run() {
     let calls = CPUCounters()
+    let refused = CPUCounters()
     let finished = CPUCounters()
-    let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
+    let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 3)
     control[0] = calls.info
     control[1] = finished.info
+    control[2] = refused.info
     let start = CPUInstructions.readTSC()
     for cpu in IPISuite.others { Idle.post(work, UnsafeMutableRawPointer(control), to: cpu.rawValue) }
     work(UnsafeMutableRawPointer(control))
-    _ = finished.wait(forTotal: CPUs.online.count, milliseconds: 5000)
+    guard finished.wait(forTotal: CPUs.online.count, milliseconds: 5000) else {
+      log("bench: all-to-all: \(finished.total) of \(CPUs.online.count) CPUs finished within 5 s; no figure")
+      return  // control stays allocated: the stragglers still read it
+    }
     let elapsed = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
+    control.deallocate()
+    guard refused.total == 0 else {
+      log("bench: all-to-all: \(refused.total) calls refused; no figure")
+      return
+    }
     log("bench calls_per_second_all_to_all calls/s \(UInt64(calls.total) * 1_000_000_000 / max(elapsed, 1))")
     log(
       "bench-note calls_per_second_all_to_all: every CPU makes waiting single calls to every other, round robin, for 200 ms"
@@ -135,7 +167,11 @@ enum AllToAll {
     let end = Clock.nanoseconds() + durationNanoseconds
     var next = 0
     while Clock.nanoseconds() < end {
-      try? SMP.calls.callSingle(on: online[next % online.count], countOnThisCPU, control[0], wait: true)
+      do throws(CrossCallError) {
+        try SMP.calls.callSingle(on: online[next % online.count], countOnThisCPU, control[0], wait: true)
+      } catch {
+        countOnThisCPU(control[2])
+      }
       next += 1
     }
     countOnThisCPU(control[1])

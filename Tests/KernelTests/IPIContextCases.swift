@@ -131,15 +131,24 @@ enum IPIContextCases {
   }
 }
 
-/// A call record the test owns, at a stable address.
+/// A call record the test owns, at a stable address. Freed with its owner unless
+/// `leak()` was called: a record still in flight must never be freed.
 final class OwnedRecord {
   let pointer = UnsafeMutablePointer<CallRecord>.allocate(capacity: 1)
+  private var leaked = false
 
   init(_ function: CallFunction, _ info: UnsafeMutableRawPointer?) {
     pointer.initialize(to: CallRecord(function: function, info: info))
   }
 
+  /// Keeps the record allocated for good, for a call that did not complete.
+  func leak() { leaked = true }
+
   deinit {
+    guard !leaked, !pointer.pointee.isLocked else {
+      if !leaked { log("test: a call record was still in flight when its owner went; leaked") }
+      return
+    }
     pointer.deinitialize(count: 1)
     pointer.deallocate()
   }

@@ -52,7 +52,11 @@ final class Spinner {
 
   deinit {
     release()
-    _ = waitUntil(milliseconds: 3000) { !record.pointer.pointee.isLocked }
+    // The spin reads `control` until it returns; free it only once the record is back.
+    guard waitUntil(milliseconds: 3000, { !record.pointer.pointee.isLocked }) else {
+      log("test: CPU \(target.rawValue) still spinning 3 s after release; its control block leaked")
+      return
+    }
     control.deinitialize(count: 3)
     control.deallocate()
   }

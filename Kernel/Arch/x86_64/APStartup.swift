@@ -25,7 +25,6 @@ enum APStartup {
     var firstINITTicks: UInt64 = 0
     /// TSC when the last started AP came online (or at the final deadline).
     var doneTicks: UInt64 = 0
-    var failed = CPUSet()
   }
 
   /// Starts CPUs 1..<count in parallel and waits for them. Boot CPU, interrupts off,
@@ -51,7 +50,7 @@ enum APStartup {
       missing = waitForOnline(missing, since: retryStart, policy: policy)
     }
     outcome.doneTicks = CPUInstructions.readTSC()
-    outcome.failed = giveUp(on: missing, firstINIT: outcome.firstINITTicks)
+    giveUp(on: missing, firstINIT: outcome.firstINITTicks)
     return outcome
   }
 
@@ -96,8 +95,8 @@ enum APStartup {
       for cpu in missing where isOnline(cpu) { missing.remove(cpu) }
       let now = CPUInstructions.readTSC()
       if missing.isEmpty || now >= deadline { break }
-      LocalAPIC.startOneShotTimer(nanoseconds: Clock.ticksToNanoseconds(deadline - now))
-      CPUInstructions.enableInterruptsAndHalt()  // an IPI pending since the check still wakes us
+      // Checked with interrupts off; an IPI pending since the check still wakes the nap.
+      X86_64Platform.waitForInterrupt(atMost: Clock.ticksToNanoseconds(deadline - now))
     }
     LocalAPIC.stopTimer()
     return missing
@@ -110,20 +109,17 @@ enum APStartup {
 
   /// Marks each still-starting CPU failed (an AP that wins the race is online after all)
   /// and reports it by CPU number and APIC ID.
-  private static func giveUp(on missing: CPUSet, firstINIT: UInt64) -> CPUSet {
-    var failed = CPUSet()
+  private static func giveUp(on missing: CPUSet, firstINIT: UInt64) {
     let elapsed = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- firstINIT) / 1_000_000
     for cpu in missing {
       // Relaxed: the AP's side is a compare-exchange too; one of the two wins.
       let exchange = PerCPU.block(cpu.rawValue).pointee.state.compareExchange(
         expected: CPUState.starting.rawValue, desired: CPUState.failed.rawValue, ordering: .relaxed)
       guard exchange.exchanged else { continue }
-      failed.insert(cpu)
       log(
         "smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(elapsed) ms since first INIT); left offline"
       )
     }
-    return failed
   }
 
   private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu.rawValue) == .online }

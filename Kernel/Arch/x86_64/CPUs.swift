@@ -2,9 +2,7 @@ import Synchronization
 
 /// The machine's CPUs: the table from the MADT and one `PerCPU` block per possible CPU.
 enum CPUs {
-  /// CPU numbers and APIC IDs; set once by the boot CPU before any AP starts.
-  nonisolated(unsafe) private(set) static var table: CPUTable? = nil
-  /// Set (release) once `table` and the blocks are complete; APs read it (acquire)
+  /// Set (release) once the blocks are complete; APs read it (acquire)
   /// before touching either.
   private static let published = Atomic<Bool>(false)
   /// CPU index whose AP skips its start-up (`test_dead_ap=`), or -1.
@@ -25,7 +23,6 @@ enum CPUs {
           apicID: table.apicID(of: CPUIndex(index)).rawValue))
       block.pointee.descriptors.allocateInterruptStacks()
     }
-    self.table = table
     PerCPU.blocks = blocks
     PerCPU.blockCount = count
     // Publish the table and blocks; pairs with the acquire in waitForTable().

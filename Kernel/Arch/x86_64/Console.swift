@@ -69,7 +69,15 @@ enum Console {
     let start = Clock.nanoseconds()
     while tail.load(ordering: .relaxed) < head.load(ordering: .relaxed) {
       if !drain(me: me) && !takeOver(me: me, since: start) { CPUInstructions.pause() }
-      if Clock.nanoseconds() &- start > takeoverAfterNanoseconds { return }
+      if Clock.nanoseconds() &- start > takeoverAfterNanoseconds {
+        // Straight to the UART: the ring is what is stuck.
+        var notice: LogLine = "console: "
+        notice.append(decimal: Int(head.load(ordering: .relaxed) - tail.load(ordering: .relaxed)))
+        notice.append(" lines still unprinted after 1 s of flushing; giving up")
+        notice.withBytes { Serial.write($0) }
+        Serial.send(0x0A)
+        return
+      }
     }
   }
 

@@ -65,6 +65,8 @@ enum Serial {
     }
   }
 
+  /// Bounded and silent on expiry on purpose: the only place to report a stuck UART
+  /// is the UART. The bytes are then written anyway (and may be lost).
   private static func waitForTransmitterEmpty() {
     var polls = 0
     while read(.lineStatus) & lsrTransmitHoldingEmpty == 0 && polls < readyPollLimit {

@@ -1,5 +1,7 @@
 /// The x86-64 kernel's answer to `SMPPlatform`.
 enum X86_64Platform: SMPPlatform {
+  /// An AP that has not found its slot yet counts as CPU 0 here; it takes no lock and
+  /// makes no call before it has (see apEntry).
   static var currentCPU: CPUIndex { CPUIndex(max(PerCPU.currentIndexOrUnknown, 0)) }
 
   static func saveAndDisableInterrupts() -> InterruptState {
@@ -55,9 +57,6 @@ enum SMP {
 
   /// The kernel's `CrossCalls`. - Precondition: `setUp` has run.
   static var calls: CrossCalls<X86_64Platform> { instance! }
-
-  /// Whether cross-calls can be used yet.
-  static var isReady: Bool { instance != nil }
 
   /// Allocates the queues and records for every possible CPU. Boot CPU, before APs start.
   static func setUp(watchdogTimeoutMilliseconds: Int) {
