@@ -68,7 +68,8 @@ bits 64
 
 section .data
 align 16
-; The boot GDT, shared with the AP trampoline's jump into 64-bit code.
+; The flat GDT: the boot CPU's, the AP trampoline's (its GDTR points here), and the
+; model each CPU's own GDT copies (Descriptors.swift), so the segments exist once.
 global boot_gdt
 boot_gdt:
     dq 0                                ; null
@@ -76,8 +77,11 @@ boot_gdt:
     dq 0x00CF92000000FFFF               ; 0x10: data, flat
     dq 0x00AF9A000000FFFF               ; 0x18: 64-bit code (L=1)
 boot_gdt_end:
+%if boot_gdt_end - boot_gdt != GDT_FLAT_SIZE
+  %error "boot_gdt and GDT_FLAT_SIZE disagree"
+%endif
 boot_gdtr:
-    dw boot_gdt_end - boot_gdt - 1
+    dw GDT_FLAT_SIZE - 1
     dd boot_gdt
 
 ; Per-CPU header used before the real per-CPU blocks exist (see PerCPU.swift).

@@ -123,11 +123,13 @@ FUNC cpu_triple_fault           ; empty IDT, then a breakpoint: #BP -> #GP -> #D
 ; Addresses that only the linker and the asm files know, handed to Swift as one table
 ; (KernelSymbols in Descriptors.swift mirrors the order).
 extern __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
-extern isr_stub_table, early_percpu_ap, boot_stack_top, ap_entry
+extern isr_stub_table, early_percpu_ap, boot_stack_top, ap_entry, boot_gdt
 
 section .bss
 align 4096
 idt_table:
+    resb 4096
+early_idt_table:                ; the same gates without IST stacks, for starting APs
     resb 4096
 console_ring:                   ; 1024 records of 256 bytes; zero = every record free
     resb 262144
@@ -137,6 +139,7 @@ align 8
 kernel_symbol_table:
     dq __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
     dq isr_stub_table, idt_table, early_percpu_ap, boot_stack_top, ap_entry, console_ring
+    dq early_idt_table, boot_gdt
 
 section .text
 FUNC kernel_symbols             ; () -> address of kernel_symbol_table

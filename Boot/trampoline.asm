@@ -2,23 +2,35 @@
 ;
 ; The hand-off (what the boot CPU leaves where; see APStartup.swift):
 ;   - The bytes between trampoline_start and trampoline_end are copied to
-;     TRAMPOLINE_BASE (0x8000). The STARTUP IPI names page 0x08, so an AP arrives here
-;     in real mode with CS = 0x0800, IP = 0, interrupts off, paging off (SDM Vol. 3A
-;     §9.4.4.2 and §11.6.1, "Start-Up IPI").
+;     TRAMPOLINE_BASE (0x8000) and again to TRAMPOLINE_RETRY (0xA000). The first
+;     attempt's STARTUP IPI names page 0x08, the retry's page 0x0A, so an AP arrives in
+;     real mode with CS = 0x0800 or 0x0A00, IP = 0, interrupts off, paging off (SDM Vol.
+;     3A §9.4.4.2 and §11.6.1, "Start-Up IPI"). Both copies jump into the 0x8000 copy
+;     for protected mode; only the first instructions run from the page the STARTUP named.
+;   - The AP keeps that page number (CS >> 8) and hands it to Swift: it says which
+;     attempt started this AP, whenever the AP gets to run. An AP of the first attempt
+;     that the retry's INIT has not reset yet can therefore never join the retry
+;     (CPULifecycle.join compares it).
 ;   - The parameter block at TRAMPOLINE_PARAMS (layout.inc) holds CR3, the 64-bit entry
-;     point, a pool of stacks and an arrival counter, and a GS base to use until the AP
-;     knows who it is.
+;     point, a pool of stacks and an arrival counter, a GS base to use until the AP
+;     knows who it is, and an IDT without IST stacks to use until it has its own TSS.
 ;   - No AP knows its CPU number here. Each takes a ticket with one `lock xadd` and uses
 ;     stack number `ticket` from the pool; Swift then finds the AP's per-CPU slot by its
 ;     APIC ID. The pool has a stack for every AP started plus one for every retry, so a
 ;     ticket past the pool means the boot CPU miscounted: that AP halts.
+;   - The early IDT is loaded before the first Swift instruction: a fault or NMI from
+;     then on gives a panic report, not a triple fault. Its gates use the current stack
+;     (IST 0): the TSS that names the IST stacks is loaded later, in Swift.
 ;   - Exit: long mode, CS = GDT_CODE64, RSP = top of its stack (16-byte aligned),
-;     `call [TP_ENTRY]` with RDI = stack top, RSI = ticket. The entry never returns.
+;     `call [TP_ENTRY]` with RDI = stack top, RSI = ticket, RDX = the STARTUP page.
+;     The entry never returns.
 ;
 ; Everything here is position independent relative to TRAMPOLINE_BASE: absolute
 ; addresses are written as TRAMPOLINE_BASE + (label - trampoline_start).
 
 %include "Boot/layout.inc"
+
+extern boot_gdt
 
 %define ABS(label) (TRAMPOLINE_BASE + (label) - trampoline_start)
 
@@ -31,8 +43,9 @@ bits 16
     cli
     cld
     mov ax, cs
+    mov bx, ax                                  ; kept to the end: CS >> 8 is the page
     mov ds, ax
-    lgdt [tramp_gdtr - trampoline_start]        ; DS-relative: DS = CS = base >> 4
+    o32 lgdt [tramp_gdtr - trampoline_start]    ; DS-relative: DS = CS = page << 8
     mov eax, cr0
     or eax, CR0_PE
     mov cr0, eax
@@ -58,6 +71,9 @@ bits 64
     mov ecx, MSR_GS_BASE
     wrmsr
 
+    movzx ebx, bx
+    shr ebx, 8                                  ; the STARTUP page that started us
+
     mov esi, 1
     lock xadd [TRAMPOLINE_PARAMS + TP_NEXT_TICKET], rsi ; rsi = this AP's ticket
     cmp rsi, [TRAMPOLINE_PARAMS + TP_STACK_COUNT]
@@ -66,7 +82,14 @@ bits 64
     imul rax, [TRAMPOLINE_PARAMS + TP_STACK_SIZE]
     add rax, [TRAMPOLINE_PARAMS + TP_STACK_BASE]
     mov rsp, rax
+    sub rsp, 16                                 ; the early IDT's 10-byte IDTR image
+    mov word [rsp], 256 * 16 - 1
+    mov rdx, [TRAMPOLINE_PARAMS + TP_EARLY_IDT]
+    mov [rsp + 2], rdx
+    lidt [rsp]
+    add rsp, 16
     mov rdi, rax
+    mov edx, ebx
     xor ebp, ebp
     call [TRAMPOLINE_PARAMS + TP_ENTRY]
 .no_stack:
@@ -74,16 +97,11 @@ bits 64
     hlt
     jmp .no_stack
 
-align 8
-tramp_gdt:
-    dq 0
-    dq 0x00CF9A000000FFFF               ; GDT_CODE32
-    dq 0x00CF92000000FFFF               ; GDT_DATA
-    dq 0x00AF9A000000FFFF               ; GDT_CODE64
-tramp_gdt_end:
+; The boot CPU's GDT (boot.asm) serves the APs too: only its descriptor is here, where
+; real mode can reach it; the 32-bit base (`o32 lgdt`) points at boot_gdt above 1 MiB.
 tramp_gdtr:
-    dw tramp_gdt_end - tramp_gdt - 1
-    dd ABS(tramp_gdt)
+    dw GDT_FLAT_SIZE - 1
+    dd boot_gdt
 trampoline_end:
 
 ; The parameter block's field offsets, for the in-kernel check against Swift's mirror.
@@ -92,3 +110,4 @@ global trampoline_layout
 trampoline_layout:
     dq TRAMPOLINE_BASE, TRAMPOLINE_PARAMS, TP_SIZE
     dq TP_CR3, TP_ENTRY, TP_STACK_BASE, TP_STACK_SIZE, TP_STACK_COUNT, TP_NEXT_TICKET, TP_GS_BASE
+    dq TP_EARLY_IDT, TRAMPOLINE_RETRY

@@ -10,7 +10,9 @@ mode=$1 image=$2 smp=$3 machine=$4 accel=$5 append=$6
 args=(-machine "$machine" -accel "$accel" -smp "$smp" -m 128M -kernel "$image"
       -append "$append" -display none -serial stdio -monitor none -no-reboot
       -device isa-debug-exit,iobase=0xf4,iosize=0x04)
-[ "$accel" = kvm ] && args+=(-cpu host)
+# Under KVM: the host's CPU without IA32_ARCH_CAPABILITIES, which nested KVM on some
+# hosts cannot set (plain `-cpu host` aborts on MSR 0x10a); the harness uses the same.
+[ "$accel" = kvm ] && args+=(-cpu host,-arch-capabilities)
 
 if [ "$mode" = debug ]; then
   echo "qemu: paused, gdb stub on :1234 - in another terminal: gdb -x scripts/gdbinit"
@@ -25,6 +27,8 @@ case $status in
   37) echo "qemu: kernel panic (status 37)" >&2 ;;
   0)  echo "qemu: the machine reset (triple fault) - status 0 under -no-reboot" >&2; status=1 ;;
   124) echo "qemu: no exit within 120 s - killed" >&2 ;;
+  134) echo "qemu: QEMU itself aborted (SIGABRT, status 134), not the kernel: see its message above" >&2 ;;
+  1)   echo "qemu: QEMU refused to start (status 1): see its message above" >&2 ;;
   *)  echo "qemu: exited with status $status" >&2 ;;
 esac
 exit $status

@@ -15,12 +15,19 @@ enum BootParameterKey: Int, CaseIterable {
   case nrCPUs
   /// `ktest=a,b,c`: in-kernel test suites to run, in order.
   case ktest
-  /// `ap_timeout_ms=N`: how long the boot CPU waits for an AP per bring-up attempt.
+  /// `ap_timeout_ms=N`: a bring-up attempt ends when no AP has come online for N ms.
   case apTimeoutMS
   /// `test_dead_ap=N`: test only; the AP of CPU index N (not the boot CPU) skips its start-up.
   case testDeadAP
+  /// `test_slow_ap=N:MS`: test only; CPU N's AP waits MS ms before it tries to go online.
+  case testSlowAP
+  /// `test_early_ap_fault=N`: test only; CPU N's AP faults at its first Swift instruction.
+  case testEarlyAPFault
   /// `csd_timeout_ms=N`: cross-call watchdog; a call unanswered this long is reported.
   case csdTimeoutMS
+  /// `panic_on_ipistall=N`: a cross-call wait longer than N ms panics; 0 (the default)
+  /// never does. Linux: the csdlock_debug `panic_on_ipistall` parameter.
+  case panicOnIPIStall
   /// `bench_boots=N`: how many boots a benchmark run spans.
   case benchBoots
   /// `torture_ops=N`: cross-calls the `torture` suite makes in all, spread over the CPUs.
@@ -36,6 +43,8 @@ enum BootParameterKey: Int, CaseIterable {
     case integer
     /// `key=a,b,c`, a comma-separated list of names.
     case list
+    /// `key=N:M`, two integers, each validated when parsed.
+    case pair
   }
 
   /// The key as written on the command line.
@@ -48,6 +57,9 @@ enum BootParameterKey: Int, CaseIterable {
     case .ktest: "ktest"
     case .apTimeoutMS: "ap_timeout_ms"
     case .testDeadAP: "test_dead_ap"
+    case .testSlowAP: "test_slow_ap"
+    case .testEarlyAPFault: "test_early_ap_fault"
+    case .panicOnIPIStall: "panic_on_ipistall"
     case .csdTimeoutMS: "csd_timeout_ms"
     case .benchBoots: "bench_boots"
     case .tortureOps: "torture_ops"
@@ -60,22 +72,38 @@ enum BootParameterKey: Int, CaseIterable {
     switch self {
     case .nosmp, .bench: .flag
     case .ktest: .list
-    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .csdTimeoutMS, .benchBoots, .tortureOps,
-      .tortureSeed:
+    case .testSlowAP: .pair
+    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .testEarlyAPFault, .csdTimeoutMS,
+      .panicOnIPIStall, .benchBoots, .tortureOps, .tortureSeed:
       .integer
     }
   }
 
-  /// Whether a syntactically valid integer is allowed for this key.
+  /// Whether a syntactically valid integer is allowed for this key (for a `pair`, its
+  /// first number; `acceptsSecond` checks the other).
   ///
+  /// Timeouts refuse 0 and absurd values: a zero bound turns a wait into a storm of
+  /// reports or a boot that gives up on every AP, and a bound of days is a typo.
   /// - Parameter value: the parsed, non-negative value.
   /// - Returns: `false` if the value must be reported as out of range and ignored.
   func accepts(_ value: Int) -> Bool {
     switch self {
     // Linux ignores nr_cpus <= 0 (`if (nr_cpus > 0 && ...)`).
     case .nrCPUs: value > 0
-    // The boot CPU runs this code; only an AP can be told to play dead.
-    case .testDeadAP: value >= 1 && value < maxCPUs
+    // The boot CPU runs this code; only an AP can be told to misbehave.
+    case .testDeadAP, .testSlowAP, .testEarlyAPFault: value >= 1 && value < maxCPUs
+    case .apTimeoutMS: (1...10_000).contains(value)
+    case .csdTimeoutMS: (1...60_000).contains(value)
+    // 0 means never, as in Linux.
+    case .panicOnIPIStall: value <= 600_000
+    default: true
+    }
+  }
+
+  /// Whether the second number of a `pair` key is allowed.
+  func acceptsSecond(_ value: Int) -> Bool {
+    switch self {
+    case .testSlowAP: value <= 60_000
     default: true
     }
   }

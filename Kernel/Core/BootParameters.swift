@@ -132,6 +132,8 @@ public struct BootParameters: Sendable {
       ktests = Self.names(in: value)
     case (.integer, let value?):
       applyInteger(key, name: name, value: value)
+    case (.pair, let value?):
+      applyPair(key, name: name, value: value)
     }
   }
 
@@ -153,6 +155,35 @@ public struct BootParameters: Sendable {
     } else if key == .nrCPUs {
       nrCPUs = number
     }
+  }
+
+  /// Validates and stores `key=N:M` for a pair key.
+  private mutating func applyPair(
+    _ key: BootParameterKey, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
+  ) {
+    guard let (first, second) = Self.pair(in: value) else {
+      diagnostics.append(.malformed(name: Array(name), value: Array(value)))
+      return
+    }
+    guard key.accepts(first) else {
+      diagnostics.append(.outOfRange(name: Array(name), value: first))
+      return
+    }
+    guard key.acceptsSecond(second) else {
+      diagnostics.append(.outOfRange(name: Array(name), value: second))
+      return
+    }
+    settings[key.rawValue] = Array(value)
+  }
+
+  /// Splits `N:M` into its two integers; nil unless there is exactly one colon and
+  /// both sides parse.
+  private static func pair(in value: UnsafeRawBufferPointer) -> (Int, Int)? {
+    guard let colon = value.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+    let first = BootParameterKey.integer(UnsafeRawBufferPointer(rebasing: value[..<colon]))
+    let second = BootParameterKey.integer(UnsafeRawBufferPointer(rebasing: value[(colon + 1)...]))
+    guard let first, let second else { return nil }
+    return (first, second)
   }
 
   /// Splits `a,b,c` into names, skipping empty ones.
@@ -182,6 +213,18 @@ public struct BootParameters: Sendable {
       return nil
     }
     return value.withUnsafeBytes { BootParameterKey.integer($0) }
+  }
+
+  /// The value of a recognised key given as `key=N:M`.
+  ///
+  /// - Parameter key: a pair key's name, such as `"test_slow_ap"`.
+  /// - Returns: (N, M), or `nil` if the key is absent, not a pair key, or was invalid.
+  public func pair(_ key: StaticString) -> (Int, Int)? {
+    let found = key.withUTF8Buffer { BootParameterKey.matching(UnsafeRawBufferPointer($0)) }
+    guard let found, found.kind == .pair, let value = settings[found.rawValue] else {
+      return nil
+    }
+    return value.withUnsafeBytes { Self.pair(in: $0) }
   }
 
   /// Whether a recognised flag was given.

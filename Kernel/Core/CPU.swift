@@ -30,6 +30,14 @@ public struct CPUIndex: Hashable, Comparable, Sendable {
   /// The boot CPU (the bootstrap processor), always CPU 0.
   public static let boot = CPUIndex(0)
 
+  /// What a CPU that does not know its number yet (an AP before it found its slot)
+  /// gets for "the running CPU". Never a valid index: code that indexes per-CPU state
+  /// must not run there.
+  public static let unknown = CPUIndex(-1)
+
+  /// Whether this is a real CPU number rather than `unknown`.
+  public var isKnown: Bool { rawValue >= 0 }
+
   /// Orders CPUs by number.
   ///
   /// - Parameters:

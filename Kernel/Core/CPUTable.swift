@@ -17,6 +17,9 @@ public enum CPUTableDiagnostic: Equatable, Sendable {
   case overLimit(APICID)
   /// An enabled processor beyond `maxCPUs`; ignored.
   case tooMany(APICID)
+  /// An enabled processor whose APIC ID the APIC mode in use cannot address (above
+  /// 254 in xAPIC mode, whose destination field has 8 bits and 0xFF means all); ignored.
+  case notAddressable(APICID)
 }
 
 /// The dense CPU numbering of this machine: `CPUIndex` to `APICID` and back.
@@ -75,8 +78,12 @@ public struct CPUTable: Equatable, Sendable {
   ///   - processors: `MADT.processors`, in table order.
   ///   - bootAPICID: the boot CPU's APIC ID, read from its local APIC.
   ///   - limit: possible CPUs (`CPULimits.possible`), at least 1.
+  ///   - xAPICOnly: the local APICs run in xAPIC mode, so only IDs that fit 8 bits
+  ///     (`APICID.fitsXAPIC`) can be sent an IPI; the others are left out.
   /// - Returns: the table.
-  public static func build(processors: [MADT.Processor], bootAPICID: APICID, limit: Int) -> CPUTable {
+  public static func build(
+    processors: [MADT.Processor], bootAPICID: APICID, limit: Int, xAPICOnly: Bool = false
+  ) -> CPUTable {
     precondition(limit >= 1, "the boot CPU is always possible")
     var table = bootOnly(bootAPICID)
     if !processors.contains(where: { $0.apicID == bootAPICID }) {
@@ -91,17 +98,19 @@ public struct CPUTable: Equatable, Sendable {
       }
       seen.append(id)
       if id != bootAPICID {
-        table.add(processor, limit: limit)
+        table.add(processor, limit: limit, xAPICOnly: xAPICOnly)
       }
     }
     return table
   }
 
   /// Appends one non-boot processor, or records why it was left out.
-  private mutating func add(_ processor: MADT.Processor, limit: Int) {
+  private mutating func add(_ processor: MADT.Processor, limit: Int, xAPICOnly: Bool) {
     let id = processor.apicID
     if !processor.isEnabled {
       diagnostics.append(.notEnabled(id, onlineCapable: processor.isOnlineCapable))
+    } else if xAPICOnly && !id.fitsXAPIC {
+      diagnostics.append(.notAddressable(id))
     } else if entries.count >= maxCPUs {
       diagnostics.append(.tooMany(id))
     } else if entries.count >= limit {

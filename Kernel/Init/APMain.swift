@@ -2,31 +2,33 @@ import Synchronization
 
 /// An application processor's first Swift code, called by Boot/trampoline.asm on the
 /// stack it took from the pool (`stackTop`, ticket `ticket`), in long mode, interrupts
-/// off, GS pointing at a header that says "CPU -1". Never returns.
+/// off, the early IDT loaded (no IST), GS pointing at a header that says "CPU -1".
+/// `startupPage` is the page the STARTUP IPI named, which says which start-up attempt
+/// this is. Never returns.
 @c(ap_entry)
-func apEntry(stackTop: UInt64, ticket: UInt64) {
+func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
+  BootFaultInjection.faultIfChosenEarly()
   LocalAPIC.enable()
   let apicID = LocalAPIC.currentID()
   guard let cpu = CPUs.index(of: apicID) else {
+    // Never INIT'd by the boot CPU (it is in no table), so it may speak.
     log("smp: AP with APIC ID \(apicID.rawValue) (ticket \(ticket)) has no CPU slot; halting")
     Idle.parkForever()
   }
-  if cpu == CPUs.deadAPForTesting {
-    Idle.parkForever()  // test_dead_ap=: behave like an AP that never answers
-  }
+  if BootFaultInjection.isDead(cpu) { Idle.parkForever() }
   let block = PerCPU.block(cpu)
   PerCPU.install(block)
   block.pointee.stackTop = stackTop
   block.pointee.stackBottom = stackTop - Trampoline.parameters.pointee.stackSize
   PerCPU.loadDescriptors(block)
   recordSelf(block, apicID: apicID)
+  BootFaultInjection.delayIfSlow(cpu)
   block.pointee.onlineTSC = CPUInstructions.readTSC()
-  // Release: everything above is visible to whoever sees `online`; pairs with the
-  // acquire in CPUs.state(of:). A failed exchange means the boot CPU gave up on us.
-  let joined = block.pointee.state.compareExchange(
-    expected: CPUState.starting.rawValue, desired: CPUState.online.rawValue, ordering: .releasing)
-  guard joined.exchanged else {
-    log("smp: CPU \(cpu) arrived after the boot CPU gave up on it; halting")
+  guard block.pointee.lifecycle.join(attempt: UInt32(startupPage)) == .joined else {
+    // A retry or a give-up came first; an INIT is on its way or already sent. Say
+    // nothing: a console record or printer role held across that INIT would never be
+    // released. The boot CPU reports this CPU.
+    block.pointee.refusedJoins.wrappingAdd(1, ordering: .relaxed)
     Idle.parkForever()
   }
   APStartup.wakeWaiter()

@@ -16,7 +16,7 @@ enum BootMemory {
         end = min(region.end, heapCeiling)
       }
       if region.isUsable && region.base <= Trampoline.base
-        && Trampoline.parametersAddress + 0x1000 <= region.end
+        && Trampoline.end <= region.end
       {
         trampolineIsFree = true
       }
@@ -26,7 +26,7 @@ enum BootMemory {
     }
     guard trampolineIsFree else {
       Panic.halt(
-        "mem: the AP trampoline pages \(hex: Trampoline.base)-\(hex: Trampoline.parametersAddress + 0x1000) are not usable RAM"
+        "mem: the AP trampoline pages \(hex: Trampoline.base)-\(hex: Trampoline.end) are not usable RAM"
       )
     }
     KernelHeap.initialize(start: UInt(start), end: UInt(end))

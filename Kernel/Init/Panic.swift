@@ -4,8 +4,31 @@ import Synchronization
 /// alone. Printed once (the first CPU to panic wins; others halt), then QEMU exits with
 /// status 37 through isa-debug-exit.
 enum Panic {
-  /// 0 while no CPU has panicked; then the panicking CPU's index + 1.
-  private static let owner = Atomic<Int>(0)
+  /// 0 while no CPU has panicked; then the reporter's `Reporter.id`.
+  private static let owner = Atomic<UInt64>(0)
+  /// Faults taken by the reporting CPU inside its own report: the first re-entry leaves
+  /// the machine at once without flushing, a later one only halts.
+  private static let reentries = Atomic<Int>(0)
+
+  /// Who is panicking: a CPU number, or, for an AP that has not found its slot yet,
+  /// the APIC ID CPUID gives (never "CPU 0": two such APs must not look alike).
+  private struct Reporter {
+    let index: Int
+    let apicID: APICID
+
+    static var current: Reporter {
+      Reporter(index: PerCPU.currentIndexOrUnknown, apicID: InitialAPICID.read())
+    }
+
+    /// Non-zero and distinct per CPU: index + 1 for a known CPU, bit 63 plus the APIC
+    /// ID for an unknown one.
+    var id: UInt64 { index >= 0 ? UInt64(index) + 1 : 1 << 63 | UInt64(apicID.rawValue) }
+
+    /// "CPU 3", or "unknown CPU (APIC 7)".
+    var name: LogLine {
+      index >= 0 ? "CPU \(index)" : "unknown CPU (APIC \(apicID.rawValue))"
+    }
+  }
 
   /// Exception names, SDM Vol. 3A Table 6-1.
   private static func name(_ vector: UInt64) -> StaticString {
@@ -37,14 +60,13 @@ enum Panic {
   /// Reports an exception taken by the running CPU and ends the machine.
   /// Exception context, interrupts off.
   static func exception(_ frame: UnsafeMutablePointer<InterruptFrame>) -> Never {
-    enter()
+    // First, before anything that could fault and overwrite it.
+    let cr2 = CPUInstructions.readCR2()
+    let reporter = enter()
     let f = frame.pointee
-    let cpu = PerCPU.currentIndexOrUnknown
-    log("PANIC: CPU \(cpu): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
+    log("PANIC: \(line: reporter.name): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
     log("PANIC: RIP=\(hex: f.rip, digits: 16) CS=\(hex: f.cs) RFLAGS=\(hex: f.rflags)")
-    log(
-      "PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: CPUInstructions.readCR2(), digits: 16)"
-    )
+    log("PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: cr2, digits: 16)")
     log("PANIC: RAX=\(hex: f.rax, digits: 16) RBX=\(hex: f.rbx, digits: 16) RCX=\(hex: f.rcx, digits: 16)")
     log("PANIC: RDX=\(hex: f.rdx, digits: 16) RSI=\(hex: f.rsi, digits: 16) RDI=\(hex: f.rdi, digits: 16)")
     log("PANIC: RBP=\(hex: f.rbp, digits: 16) R8=\(hex: f.r8, digits: 16) R9=\(hex: f.r9, digits: 16)")
@@ -55,23 +77,27 @@ enum Panic {
 
   /// Reports a kernel-detected fatal condition and ends the machine. Any context.
   static func halt(_ message: LogLine) -> Never {
-    enter()
-    log("PANIC: CPU \(PerCPU.currentIndexOrUnknown): \(line: message)")
+    let reporter = enter()
+    log("PANIC: \(line: reporter.name): \(line: message)")
     log("PANIC: RSP=\(hex: CPUInstructions.readStackPointer(), digits: 16)")
     finish()
   }
 
-  /// Claims the report. A second CPU panicking meanwhile halts quietly; the same CPU
-  /// faulting inside its own report leaves at once rather than recurse.
-  private static func enter() {
+  /// Claims the report. A second CPU panicking meanwhile halts quietly. The reporting
+  /// CPU faulting inside its own report leaves the machine at once, without the flush
+  /// that may have faulted; faulting even there, it halts: no re-entry is unbounded.
+  private static func enter() -> Reporter {
     CPUInstructions.disableInterrupts()
-    let me = PerCPU.currentIndexOrUnknown + 2
-    let claim = owner.compareExchange(expected: 0, desired: me, ordering: .relaxed)
+    let reporter = Reporter.current
+    // Relaxed: the claim orders nothing; the report itself goes through the console.
+    let claim = owner.compareExchange(expected: 0, desired: reporter.id, ordering: .relaxed)
     if claim.exchanged {
       Console.markUrgent()
-      return
+      return reporter
     }
-    if claim.original == me { DebugExit.exit(.panicked) }
+    if claim.original == reporter.id && reentries.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
+      DebugExit.exitWithoutFlush(.panicked)
+    }
     while true { CPUInstructions.halt() }
   }
 

@@ -3,8 +3,10 @@ import Synchronization
 /// Waiting for a call record to be handed back (Linux: csd_lock_wait()), with the CSD
 /// watchdog: modern Linux has it under CONFIG_CSD_LOCK_WAIT_DEBUG; Lockstep's is on.
 extension CrossCalls {
-  /// Reminders after the first report come this many bounds apart.
-  private var reminderInterval: UInt64 { 5 * watchdogTimeout }
+  /// Reminders after the first report come five bounds apart, and never more than
+  /// one a second: a tiny bound must not flood the console (whose printer may be the
+  /// very CPU we wait for).
+  private var reminderInterval: UInt64 { max(5 * watchdogTimeout, 1_000_000_000) }
   /// A waiter with interrupts on spins this long, then naps until the target's wake-up
   /// interrupt (see `CallFlags.sleeping`): on a machine with fewer cores than CPUs
   /// (QEMU with 8 vCPUs on 2 host cores) a spinning waiter holds the very core its
@@ -16,8 +18,10 @@ extension CrossCalls {
   /// own queue meanwhile; with interrupts on it naps in `waitForInterrupt` after a
   /// short spin. Past `watchdogTimeout` it reports the wait (waiting CPU,
   /// target, function, time) and re-sends the interrupt once; it reminds every five
-  /// bounds after that, and reports the completion if it comes late. Never gives up:
-  /// the record may not be reused until the target is done with it.
+  /// bounds after that (at most once a second), and reports the completion if it comes
+  /// late. Never gives up, since the record may not be reused until the target is done
+  /// with it, unless `panicAfter` is set: past it, the wait ends in a panic report.
+  /// It serves its own queue on every iteration, reports or not.
   func waitForRecord(_ record: UnsafeMutablePointer<CallRecord>) {
     guard record.pointee.isLocked else { return }
     // Written by this CPU when it sent the record; its earlier use may have had another.
@@ -34,6 +38,7 @@ extension CrossCalls {
         reported = true
         nextReport = waited + reminderInterval
       }
+      if panicAfter > 0 && waited > panicAfter { panicOnStall(record, target: target, waited: waited) }
       if waited > spinBeforeSleeping && Platform.interruptsEnabled {
         // Mark and sleep with interrupts off in between: the target's wake-up IPI, sent
         // as soon as it sees the mark, must find us asleep, not be taken just before.
@@ -64,6 +69,15 @@ extension CrossCalls {
     let state = Platform.saveAndDisableInterrupts()
     flushQueue(warnIfOffline: true)
     Platform.restoreInterrupts(state)
+  }
+
+  /// Linux: csd_lock_wait_toolong() with panic_on_ipistall.
+  private func panicOnStall(_ record: UnsafeMutablePointer<CallRecord>, target: CPUIndex, waited: UInt64)
+    -> Never
+  {
+    Platform.panic(
+      "csd: CPU \(Platform.currentCPU.rawValue) waited \(waited / 1_000_000) ms for CPU \(target.rawValue) to run \(hex: functionAddress(record.pointee.function)); panic_on_ipistall=\(panicAfter / 1_000_000)"
+    )
   }
 
   private func report(

@@ -18,6 +18,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
   let manyRecords: UnsafeMutablePointer<CallRecord>
   /// The CSD watchdog's bound on one wait, in nanoseconds (`csd_timeout_ms=`).
   public var watchdogTimeout: UInt64
+  /// A wait longer than this panics, in nanoseconds; 0 never (`panic_on_ipistall=`).
+  public var panicAfter: UInt64
   /// Counters: interrupts requested for / handled by each CPU, and watchdog events.
   public let statistics: CrossCallStatistics
   private let warnedInterruptsOff = Atomic<Bool>(false)
@@ -26,10 +28,11 @@ public final class CrossCalls<Platform: SMPPlatform> {
   private static var queueStride: Int { 64 }
 
   /// Sets up queues and records for `cpuCount` CPUs. Boot, before any call.
-  public init(cpuCount: Int, watchdogTimeout: UInt64 = 1_000_000_000) {
+  public init(cpuCount: Int, watchdogTimeout: UInt64 = 1_000_000_000, panicAfter: UInt64 = 0) {
     precondition(cpuCount >= 1)
     self.cpuCount = cpuCount
     self.watchdogTimeout = watchdogTimeout
+    self.panicAfter = panicAfter
     queues = UnsafeMutableRawPointer.allocate(byteCount: cpuCount * Self.queueStride, alignment: 64)
     for cpu in 0..<cpuCount {
       (queues + cpu * Self.queueStride).bindMemory(to: CallQueue.self, capacity: 1).initialize(

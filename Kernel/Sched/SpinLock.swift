@@ -24,7 +24,11 @@ public struct SpinLock<Platform: SMPPlatform>: ~Copyable {
   /// Not from NMI context (the interrupted CPU may hold the lock).
   public func lock() -> InterruptState {
     let state = Platform.saveAndDisableInterrupts()
-    let me = Platform.currentCPU.rawValue + 1
+    let cpu = Platform.currentCPU
+    guard cpu.isKnown else {
+      Platform.panic("spinlock \(name): taken by a CPU that does not know its number yet")
+    }
+    let me = cpu.rawValue + 1
     // Acquire pairs with the releasing store in unlock(): the previous holder's writes
     // inside the lock are visible to us.
     if holder.compareExchange(expected: 0, desired: me, ordering: .acquiring).exchanged {

@@ -97,10 +97,10 @@ struct BootParametersTests {
   }
 
   @Test func hexValues() {
-    let p = parse("maxcpus=0x10 nr_cpus=0XfF ap_timeout_ms=0x0")
+    let p = parse("maxcpus=0x10 nr_cpus=0XfF ap_timeout_ms=0x1")
     #expect(p.maxCPUs == 16)
     #expect(p.nrCPUs == 255)
-    #expect(p.integer("ap_timeout_ms") == 0)
+    #expect(p.integer("ap_timeout_ms") == 1)
     #expect(p.diagnostics.isEmpty)
   }
 
@@ -218,6 +218,49 @@ struct BootParametersTests {
     ("nr_cpus=1 maxcpus=4", 8, 1, 1),
     ("maxcpus=300", 288, 288, 288),
   ]
+
+  /// Every timeout refuses 0 and absurd values, keeping its default; the bounds
+  /// themselves are accepted. `panic_on_ipistall=0` is the documented "never".
+  @Test(arguments: [
+    ("ap_timeout_ms", 1, 10_000), ("csd_timeout_ms", 1, 60_000), ("panic_on_ipistall", 0, 600_000),
+  ])
+  func timeoutBounds(key: String, lowest: Int, highest: Int) {
+    for good in [lowest, highest] {
+      let p = parse("\(key)=\(good)")
+      #expect(p.diagnostics.isEmpty, "\(key)=\(good)")
+    }
+    var bad = [highest + 1, Int.max]
+    if lowest > 0 { bad.append(lowest - 1) }
+    for value in bad {
+      let p = parse("\(key)=\(value)")
+      #expect(p.diagnostics == [.outOfRange(name: bytes(key), value: value)], "\(key)=\(value)")
+    }
+    #expect(parse("\(key)=-1").diagnostics == [.malformed(name: bytes(key), value: bytes("-1"))])
+    #expect(parse("\(key)=99999999999999999999").diagnostics.count == 1, "overflow is malformed")
+  }
+
+  @Test func slowAPPairParses() {
+    let p = parse("test_slow_ap=3:250")
+    #expect(p.diagnostics.isEmpty)
+    #expect(p.pair("test_slow_ap")! == (3, 250))
+    #expect(p.integer("test_slow_ap") == nil, "a pair is not an integer")
+    #expect(parse("").pair("test_slow_ap") == nil)
+  }
+
+  @Test(arguments: ["3", "3:", ":250", "3:250:1", "x:1", "3:x", "3;250", "-3:250"])
+  func slowAPMalformedPairs(value: String) {
+    let p = parse("test_slow_ap=\(value)")
+    #expect(p.pair("test_slow_ap") == nil)
+    #expect(p.diagnostics == [.malformed(name: bytes("test_slow_ap"), value: bytes(value))])
+  }
+
+  @Test func slowAPPairRanges() {
+    #expect(parse("test_slow_ap=0:10").diagnostics == [.outOfRange(name: bytes("test_slow_ap"), value: 0)])
+    #expect(
+      parse("test_slow_ap=1:60001").diagnostics == [.outOfRange(name: bytes("test_slow_ap"), value: 60001)])
+    #expect(parse("test_slow_ap=1:0").pair("test_slow_ap")! == (1, 0))
+    #expect(parse("test_early_ap_fault=0").diagnostics.count == 1, "the boot CPU cannot be the early AP")
+  }
 
   @Test(arguments: limitCases)
   func limits(testCase: (line: String, present: Int, possible: Int, bootOnline: Int)) {

@@ -22,6 +22,20 @@ struct CPUTableTests {
     #expect(table.count == 4)
   }
 
+  @Test func xAPICModeLeavesOutIDsItCannotAddress() {
+    let table = CPUTable.build(
+      processors: [0, 1, 254, 255, 256, 300].map { processor($0) }, bootAPICID: APICID(0), limit: 8,
+      xAPICOnly: true)
+    #expect(Self.ids(table) == [0, 1, 254])
+    #expect(
+      table.diagnostics == [
+        .notAddressable(APICID(255)), .notAddressable(APICID(256)), .notAddressable(APICID(300)),
+      ])
+    let x2APIC = CPUTable.build(
+      processors: [0, 1, 254, 255, 256, 300].map { processor($0) }, bootAPICID: APICID(0), limit: 8)
+    #expect(Self.ids(x2APIC) == [0, 1, 254, 255, 256, 300])
+  }
+
   @Test func bootCPUNotFirstGetsZero() {
     let table = CPUTable.build(
       processors: [2, 6, 0, 4].map { processor($0) }, bootAPICID: APICID(6), limit: 8)

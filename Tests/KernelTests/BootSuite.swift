@@ -10,6 +10,7 @@ enum BootSuite {
         KernelTestCase(name: "every_cpu_on_its_own_stack", run: everyCPUOnItsOwnStack),
         KernelTestCase(name: "apic_ids_match_the_table", run: apicIDsMatchTheTable),
         KernelTestCase(name: "online_after_first_init") { onlineAfterFirstINIT(context) },
+        KernelTestCase(name: "every_ap_has_one_verdict") { everyAPHasOneVerdict(context) },
         KernelTestCase(name: "idle_cpus_wake_for_work", run: idleCPUsWakeForWork),
         KernelTestCase(name: "trampoline_layout_agrees", run: TrampolineLayoutCheck.run),
         KernelTestCase(name: "tsc_agrees_with_pm_timer", run: ClockCheck.run),
@@ -80,6 +81,37 @@ enum BootSuite {
           "CPU \(cpu.rawValue) online at TSC \(online), outside [\(start), \(context.bringUp.doneTicks)]")
       }
     }
+    return .pass
+  }
+
+  /// Every AP the boot CPU started ended online and answering a cross-call, or failed
+  /// and reported; none is left starting or retrying. The slow-AP configurations of the
+  /// harness boot this with an AP arriving before, across and after each bound.
+  static func everyAPHasOneVerdict(_ context: TestContext) -> TestResult {
+    let outcome = context.bringUp
+    let counters = CPUCounters()
+    for index in 1..<CPUs.count {
+      let cpu = CPUIndex(index)
+      switch CPUs.state(of: index) {
+      case .online:
+        guard (try? SMP.calls.callSingle(on: cpu, countOnThisCPU, counters.info, wait: false)) != nil,
+          counters.wait(for: cpu, toReach: 1, milliseconds: 1000)
+        else { return .fail("CPU \(index) is online but did not run a cross-call within 1 s") }
+      case .failed:
+        guard outcome.failed.contains(cpu) else { return .fail("CPU \(index) failed but was not reported") }
+      case .possible:
+        guard !outcome.retried.contains(cpu) else { return .fail("CPU \(index) retried, then left possible") }
+      case .starting, .retrying:
+        return .fail("CPU \(index) has no verdict: state \(Int(CPUs.state(of: index).rawValue))")
+      }
+    }
+    var refused = 0
+    for index in 0..<CPUs.count {
+      refused += PerCPU.block(index).pointee.refusedJoins.load(ordering: .relaxed)
+    }
+    KTAP.diagnostic(
+      "\(CPUs.online.count) online, \(outcome.retried.count) retried, \(outcome.failed.count) failed, \(refused) late join(s) refused"
+    )
     return .pass
   }
 

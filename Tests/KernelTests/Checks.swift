@@ -4,8 +4,10 @@
 enum TrampolineLayoutCheck {
   static func run() -> TestResult {
     let asm = KernelSymbols.trampolineLayout
-    guard asm[0] == Trampoline.base, asm[1] == Trampoline.parametersAddress else {
-      return .fail("asm places the trampoline at \(hex: asm[0]) / \(hex: asm[1])")
+    guard asm[0] == Trampoline.base, asm[1] == Trampoline.parametersAddress,
+      asm[11] == Trampoline.retryBase
+    else {
+      return .fail("asm places the trampoline at \(hex: asm[0]) / \(hex: asm[1]) / \(hex: asm[11])")
     }
     guard asm[2] == UInt64(MemoryLayout<TrampolineParameters>.size) else {
       return .fail("asm block is \(asm[2]) bytes, Swift's \(MemoryLayout<TrampolineParameters>.size)")
@@ -13,9 +15,9 @@ enum TrampolineLayoutCheck {
     // Write distinct values through Swift, read them back at the asm offsets.
     let probe = TrampolineParameters(
       cr3: 0x1001, entry: 0x1002, stackBase: 0x1003, stackSize: 0x1004, stackCount: 0x1005,
-      nextTicket: 0x1006, gsBase: 0x1007)
+      nextTicket: 0x1006, gsBase: 0x1007, earlyIDT: 0x1008)
     return withUnsafeBytes(of: probe) { bytes in
-      for field in 0..<7 {
+      for field in 0..<8 {
         let offset = Int(asm[3 + field])
         guard offset + 8 <= bytes.count else { return .fail("asm offset \(offset) past the block") }
         let value = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)

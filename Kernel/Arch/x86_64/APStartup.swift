@@ -1,30 +1,41 @@
 import Synchronization
 
-/// Starting the application processors: INIT-SIPI-SIPI to every AP at once, then one
-/// bounded wait for all of them.
+/// Starting the application processors: INIT-SIPI-SIPI to every AP at once, one wait
+/// that lasts while APs keep arriving, one retry for the missing, then a verdict per CPU.
 ///
 /// SDM Vol. 3A §9.4.4.1 "Typical BSP Initialization Sequence" sends INIT, waits 10 ms,
 /// sends STARTUP, waits 200 us, sends a second STARTUP and waits 200 us. The first
 /// attempt here drops the 10 ms wait and shortens the SIPI spacing to 10 us, as Linux
 /// does for every CPU since the Pentium Pro (arch/x86/kernel/smpboot.c, init_udelay):
-/// integrated APICs accept the STARTUP at once. APs that are not online by the deadline
-/// get a second attempt with the SDM's full delays, then are reported and left offline.
-/// INIT Level De-assert is not sent: the SDM says Pentium 4 and later ignore it, and the
-/// x2APIC does not support it.
+/// integrated APICs accept the STARTUP at once. APs that are not online when the wait
+/// ends get a second attempt with the SDM's full delays, then are given up on, INIT'd
+/// back to wait-for-SIPI, and reported. INIT Level De-assert is not sent: the SDM says
+/// Pentium 4 and later ignore it, and the x2APIC does not support it.
+///
+/// Every AP ends in exactly one of two places: online (it won `CPULifecycle.join`) or
+/// failed (the boot CPU won `giveUp`) and reported. docs/cpu-lifecycle.md has the
+/// argument, step by step.
 enum APStartup {
   struct Policy {
-    /// How long each attempt waits for its APs, from that attempt's first INIT.
-    var timeoutNanoseconds: UInt64
+    /// An attempt's wait ends when no AP has come online for this long
+    /// (`ap_timeout_ms=`): a machine whose APs keep arriving is never cut short.
+    var quietNanoseconds: UInt64
+    /// However long APs keep arriving, an attempt waits at most this long. Linux waits
+    /// up to 10 s for one AP; here 10 s bounds the whole attempt.
+    var hardCapNanoseconds: UInt64 = 10_000_000_000
     /// Stack per AP.
     var stackSize = 16 * 1024
   }
 
-  /// What happened, for the log and the benchmarks.
+  /// What happened, for the log, the tests and the benchmarks.
   struct Outcome {
     /// TSC at the first INIT.
     var firstINITTicks: UInt64 = 0
-    /// TSC when the last started AP came online (or at the final deadline).
+    /// TSC once every AP had its verdict: no AP can come online after it.
     var doneTicks: UInt64 = 0
+    /// CPUs retried, and CPUs given up on.
+    var retried = CPUSet()
+    var failed = CPUSet()
   }
 
   /// Starts CPUs 1..<count in parallel and waits for them. Boot CPU, interrupts off,
@@ -32,25 +43,22 @@ enum APStartup {
   static func bringUp(count: Int, policy: Policy) -> Outcome {
     var outcome = Outcome()
     guard count > 1 else { return outcome }
-    let targets = CPUSet((1..<count).map { CPUIndex($0) })
     installTrampoline(apCount: count - 1, policy: policy)
     waiter = X86_64Platform.currentCPU
-    for cpu in targets {
-      PerCPU.block(cpu.rawValue).pointee.state.store(CPUState.starting.rawValue, ordering: .relaxed)
+    var targets = CPUSet()
+    for cpu in (1..<count).map({ CPUIndex($0) })
+    where block(cpu).pointee.lifecycle.claimForStart(attempt: UInt32(Trampoline.firstStartupPage)) {
+      targets.insert(cpu)
     }
     outcome.firstINITTicks = CPUInstructions.readTSC()
-    startAll(targets, initDelayMicroseconds: 0, sipiSpacingMicroseconds: 10)
-    var missing = waitForOnline(targets, since: outcome.firstINITTicks, policy: policy)
+    sendINIT(to: targets)
+    sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10)
+    let missing = waitForOnline(targets, policy: policy)
     if !missing.isEmpty {
-      log(
-        "smp: \(missing.count) CPU(s) not online after \(policy.timeoutNanoseconds / 1_000_000) ms; retrying INIT-SIPI-SIPI with the SDM's delays"
-      )
-      let retryStart = CPUInstructions.readTSC()
-      startAll(missing, initDelayMicroseconds: 10_000, sipiSpacingMicroseconds: 200)
-      missing = waitForOnline(missing, since: retryStart, policy: policy)
+      outcome.retried = retry(missing, policy: policy, firstINIT: outcome.firstINITTicks)
     }
+    outcome.failed = giveUp(on: outcome.retried, firstINIT: outcome.firstINITTicks)
     outcome.doneTicks = CPUInstructions.readTSC()
-    giveUp(on: missing, firstINIT: outcome.firstINITTicks)
     return outcome
   }
 
@@ -63,20 +71,45 @@ enum APStartup {
         cr3: CPUInstructions.readCR3(), entry: KernelSymbols.apEntry,
         stackBase: UInt64(UInt(bitPattern: pool)), stackSize: UInt64(policy.stackSize),
         stackCount: UInt64(stackCount), nextTicket: 0,
-        gsBase: KernelSymbols.earlyPerCPUForAPs))
+        gsBase: KernelSymbols.earlyPerCPUForAPs,
+        earlyIDT: UInt64(UInt(bitPattern: KernelSymbols.earlyIDTStorage))))
   }
 
-  /// INIT to every target, then two rounds of STARTUP.
-  private static func startAll(
-    _ targets: CPUSet, initDelayMicroseconds: UInt64, sipiSpacingMicroseconds: UInt64
-  ) {
+  /// The second attempt for `missing`: the boot CPU first takes each CPU out of
+  /// `starting` (an AP that joined meanwhile stays online and is left alone), INITs only
+  /// the CPUs it took, waits the SDM's 10 ms, re-arms them for the retry's STARTUP page,
+  /// and starts them again. Returns the CPUs it retried.
+  private static func retry(_ missing: CPUSet, policy: Policy, firstINIT: UInt64) -> CPUSet {
+    var owned = CPUSet()
+    for cpu in missing where block(cpu).pointee.lifecycle.claimForRetry() { owned.insert(cpu) }
+    guard !owned.isEmpty else { return owned }
+    var line: LogLine = "smp: "
+    line.append(decimal: owned.count)
+    line.append(" CPU(s) not online ")
+    line.append(decimal: Int(milliseconds(since: firstINIT)))
+    line.append(" ms after the first INIT, none arriving; retrying with the SDM's delays: CPUs ")
+    line.append(cpuList: owned.map { $0.rawValue })
+    log(line)
+    sendINIT(to: owned)
+    Clock.delay(microseconds: 10_000)
+    for cpu in owned { block(cpu).pointee.lifecycle.rearm(attempt: UInt32(Trampoline.retryStartupPage)) }
+    sendSTARTUP(to: owned, page: Trampoline.retryStartupPage, spacingMicroseconds: 200)
+    _ = waitForOnline(owned, policy: policy)
+    return owned
+  }
+
+  private static func sendINIT(to targets: CPUSet) {
     for cpu in targets { LocalAPIC.send(.initAssert(to: apicID(cpu))) }
-    Clock.delay(microseconds: initDelayMicroseconds)
+  }
+
+  /// Two rounds of STARTUP naming `page`; the second only to CPUs not online yet (a
+  /// STARTUP reaching a CPU that already left wait-for-SIPI is ignored by it anyway).
+  private static func sendSTARTUP(to targets: CPUSet, page: UInt8, spacingMicroseconds: UInt64) {
     for round in 0..<2 {
       for cpu in targets where round == 0 || !isOnline(cpu) {
-        LocalAPIC.send(.startup(page: Trampoline.startupPage, to: apicID(cpu)))
+        LocalAPIC.send(.startup(page: page, to: apicID(cpu)))
       }
-      Clock.delay(microseconds: sipiSpacingMicroseconds)
+      Clock.delay(microseconds: spacingMicroseconds)
     }
   }
 
@@ -84,16 +117,24 @@ enum APStartup {
   /// `Vector.reschedule`. Written before the first INIT, read by APs after they start.
   nonisolated(unsafe) private static var waiter = CPUIndex.boot
 
-  /// Sleeps in `hlt` until every target is online or the deadline passes; returns the
-  /// rest. Each arriving AP wakes this CPU with an IPI, and a one-shot APIC timer wakes
-  /// it at the deadline, so the wait costs no host CPU: under TCG the APs need it.
-  private static func waitForOnline(_ targets: CPUSet, since start: UInt64, policy: Policy) -> CPUSet {
-    let deadline = start &+ Clock.nanosecondsToTicks(policy.timeoutNanoseconds)
+  /// Sleeps in `hlt` until every target is online, or no target has come online for
+  /// the quiet bound, or the hard cap has passed, both counted from now (the STARTUPs
+  /// have just gone out); returns the CPUs still missing. Each
+  /// arriving AP wakes this CPU with an IPI, and a one-shot APIC timer wakes it at the
+  /// deadline, so the wait costs no host CPU: under TCG the APs need it.
+  private static func waitForOnline(_ targets: CPUSet, policy: Policy) -> CPUSet {
+    let start = CPUInstructions.readTSC()
+    let quiet = Clock.nanosecondsToTicks(policy.quietNanoseconds)
+    let cap = start &+ Clock.nanosecondsToTicks(policy.hardCapNanoseconds)
+    var lastArrival = start
     var missing = targets
     while true {
       CPUInstructions.disableInterrupts()
+      let before = missing.count
       for cpu in missing where isOnline(cpu) { missing.remove(cpu) }
       let now = CPUInstructions.readTSC()
+      if missing.count < before { lastArrival = now }
+      let deadline = min(lastArrival &+ quiet, cap)
       if missing.isEmpty || now >= deadline { break }
       // Checked with interrupts off; an IPI pending since the check still wakes the nap.
       X86_64Platform.waitForInterrupt(atMost: Clock.ticksToNanoseconds(deadline - now))
@@ -107,19 +148,27 @@ enum APStartup {
     IPI.send(Vector.reschedule, to: waiter)
   }
 
-  /// Marks each still-starting CPU failed (an AP that wins the race is online after all)
-  /// and reports it by CPU number and APIC ID.
-  private static func giveUp(on missing: CPUSet, firstINIT: UInt64) {
-    let elapsed = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- firstINIT) / 1_000_000
-    for cpu in missing {
-      // Relaxed: the AP's side is a compare-exchange too; one of the two wins.
-      let exchange = PerCPU.block(cpu.rawValue).pointee.state.compareExchange(
-        expected: CPUState.starting.rawValue, desired: CPUState.failed.rawValue, ordering: .relaxed)
-      guard exchange.exchanged else { continue }
+  /// Moves each retried CPU that is still starting to `failed`, INITs it back to
+  /// wait-for-SIPI (it is not online, and an AP takes no lock before it is), and
+  /// reports it. A CPU whose AP joined first is online after all. Returns the failed.
+  private static func giveUp(on retried: CPUSet, firstINIT: UInt64) -> CPUSet {
+    var failed = CPUSet()
+    for cpu in retried where block(cpu).pointee.lifecycle.giveUp() {
+      failed.insert(cpu)
+      LocalAPIC.send(.initAssert(to: apicID(cpu)))
       log(
-        "smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(elapsed) ms since first INIT); left offline"
+        "smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(milliseconds(since: firstINIT)) ms since first INIT); offline"
       )
     }
+    return failed
+  }
+
+  private static func milliseconds(since start: UInt64) -> UInt64 {
+    Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start) / 1_000_000
+  }
+
+  private static func block(_ cpu: CPUIndex) -> UnsafeMutablePointer<PerCPU> {
+    PerCPU.block(cpu.rawValue)
   }
 
   private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu.rawValue) == .online }

@@ -5,8 +5,6 @@ enum CPUs {
   /// Set (release) once the blocks are complete; APs read it (acquire)
   /// before touching either.
   private static let published = Atomic<Bool>(false)
-  /// CPU index whose AP skips its start-up (`test_dead_ap=`), or -1.
-  nonisolated(unsafe) static var deadAPForTesting = -1
 
   /// Allocates and fills the per-CPU blocks for `table`, installs CPU 0's on the boot
   /// CPU, and publishes both. Boot CPU, once, interrupts off.
@@ -49,9 +47,9 @@ enum CPUs {
   /// Number of possible CPUs (blocks).
   static var count: Int { PerCPU.blockCount }
 
+  /// CPU `index`'s lifecycle state (acquire: see `CPULifecycle.state`).
   static func state(of index: Int) -> CPUState {
-    // Acquire pairs with the AP's releasing store in APMain: its block is written.
-    CPUState(rawValue: PerCPU.block(index).pointee.state.load(ordering: .acquiring))!
+    PerCPU.block(index).pointee.lifecycle.state
   }
 
   /// The CPUs currently online.

@@ -67,11 +67,10 @@ extension PerCPU {
   }
 
   private static func fillGDT(_ gdt: UnsafeMutableRawPointer, tssAddress: UInt64) {
-    // The same flat segments as boot_gdt: null, 32-bit code, data, 64-bit code.
-    gdt.storeBytes(of: 0, toByteOffset: 0, as: UInt64.self)
-    gdt.storeBytes(of: 0x00CF_9A00_0000_FFFF, toByteOffset: 8, as: UInt64.self)
-    gdt.storeBytes(of: 0x00CF_9200_0000_FFFF, toByteOffset: 16, as: UInt64.self)
-    gdt.storeBytes(of: 0x00AF_9A00_0000_FFFF, toByteOffset: 24, as: UInt64.self)
+    // The flat segments are boot.asm's boot_gdt, copied: null, code32, data, code64.
+    for entry in 0..<4 {
+      gdt.storeBytes(of: KernelSymbols.bootGDT[entry], toByteOffset: entry * 8, as: UInt64.self)
+    }
     // 64-bit TSS descriptor (SDM Vol. 3A Figure 8-4): type 0x9 "available 64-bit TSS",
     // present, limit 103.
     let limit: UInt64 = 104 - 1
@@ -97,28 +96,44 @@ extension PerCPU {
 
 /// The IDT shared by all CPUs: 256 interrupt gates into Boot/interrupts.asm.
 enum InterruptTable {
-  /// Fills the IDT from the asm stub table. Boot CPU, once, before any interrupt.
+  /// Fills the IDT, and the early IDT starting APs load in the trampoline, from the asm
+  /// stub table. Boot CPU, once, before any interrupt.
   static func build() {
-    let idt = KernelSymbols.idtStorage
     let stubs = KernelSymbols.interruptStubs
     for vector in 0..<256 {
-      let handler = stubs[vector]
-      var ist: UInt64 = 0
-      switch vector {
-      case 2: ist = UInt64(CPUDescriptors.nmiStack)
-      case 8: ist = UInt64(CPUDescriptors.doubleFaultStack)
-      case 18: ist = UInt64(CPUDescriptors.machineCheckStack)
-      default: break
-      }
-      // 64-bit interrupt gate (SDM Vol. 3A Figure 6-8): type 0xE, present, DPL 0.
-      var low = handler & 0xFFFF
-      low |= UInt64(CPUDescriptors.codeSelector) << 16
-      low |= ist << 32
-      low |= 0x8E << 40
-      low |= ((handler >> 16) & 0xFFFF) << 48
-      idt[vector * 2] = low
-      idt[vector * 2 + 1] = handler >> 32
+      let ist = istSlot(for: vector)
+      write(gate(stubs[vector], ist: ist), to: KernelSymbols.idtStorage, vector: vector)
+      // No IST before the AP's own TSS is loaded: after INIT the task register points
+      // at address 0 (SDM Vol. 3A Table 10-1), so an IST slot would be garbage.
+      write(gate(stubs[vector], ist: 0), to: KernelSymbols.earlyIDTStorage, vector: vector)
     }
+  }
+
+  /// NMI, double fault and machine check get a known-good stack (SDM Vol. 3A §6.14.5).
+  private static func istSlot(for vector: Int) -> Int {
+    switch vector {
+    case 2: CPUDescriptors.nmiStack
+    case 8: CPUDescriptors.doubleFaultStack
+    case 18: CPUDescriptors.machineCheckStack
+    default: 0
+    }
+  }
+
+  /// A 64-bit interrupt gate (SDM Vol. 3A Figure 6-8): type 0xE, present, DPL 0.
+  private static func gate(_ handler: UInt64, ist: Int) -> (low: UInt64, high: UInt64) {
+    var low = handler & 0xFFFF
+    low |= UInt64(CPUDescriptors.codeSelector) << 16
+    low |= UInt64(ist) << 32
+    low |= 0x8E << 40
+    low |= ((handler >> 16) & 0xFFFF) << 48
+    return (low, handler >> 32)
+  }
+
+  private static func write(
+    _ gate: (low: UInt64, high: UInt64), to table: UnsafeMutablePointer<UInt64>, vector: Int
+  ) {
+    table[vector * 2] = gate.low
+    table[vector * 2 + 1] = gate.high
   }
 
   /// Loads the IDT on the running CPU.

@@ -6,6 +6,7 @@ enum KernelSymbols {
   private enum Slot: Int {
     case kernelStart, kernelEnd, trampolineStart, trampolineEnd, trampolineLayout
     case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry, consoleRing
+    case earlyIDTStorage, bootGDT
   }
 
   private static func address(_ slot: Slot) -> UInt64 { kernel_symbols()[slot.rawValue] }
@@ -32,6 +33,15 @@ enum KernelSymbols {
   /// 4 KiB of zeroed, page-aligned storage for the IDT.
   static var idtStorage: UnsafeMutablePointer<UInt64> {
     UnsafeMutablePointer(bitPattern: UInt(address(.idtStorage)))!
+  }
+  /// 4 KiB of zeroed, page-aligned storage for the IDT starting APs load in the
+  /// trampoline, before they have a TSS (its gates use no IST stack).
+  static var earlyIDTStorage: UnsafeMutablePointer<UInt64> {
+    UnsafeMutablePointer(bitPattern: UInt(address(.earlyIDTStorage)))!
+  }
+  /// boot.asm's flat GDT (null, code32, data, code64), which each CPU's own GDT copies.
+  static var bootGDT: UnsafePointer<UInt64> {
+    UnsafePointer(bitPattern: UInt(address(.bootGDT)))!
   }
   /// The per-CPU header APs use before they find their slot (CPU index -1).
   static var earlyPerCPUForAPs: UInt64 { address(.earlyPerCPUForAPs) }

@@ -1,16 +1,5 @@
 import Synchronization
 
-/// Where a CPU is in its life. Transitions: offline -> starting (boot CPU, before
-/// INIT-SIPI-SIPI) -> online (the AP itself) or -> failed (the boot CPU, at its deadline).
-/// Both of the last two are compare-exchanges from `starting`, so an AP that arrives after
-/// the boot CPU gave up on it sees `failed` and halts instead of joining late.
-enum CPUState: UInt8 {
-  case offline = 0
-  case starting = 1
-  case online = 2
-  case failed = 3
-}
-
 /// One CPU's private block, reached through GS (IA32_GS_BASE).
 ///
 /// The first three fields are read by offset from asm and `PerCPU.current*` helpers
@@ -23,8 +12,8 @@ struct PerCPU: ~Copyable {
   let index: Int
   /// The local APIC ID the MADT gave for this CPU (GS:16).
   let apicID: UInt32
-  /// Where the CPU is in its life; see `CPUState`.
-  let state = Atomic<UInt8>(CPUState.offline.rawValue)
+  /// Where the CPU is in its life (Kernel/SMP/CPULifecycle.swift).
+  let lifecycle = CPULifecycle()
   /// Thread-context work posted to this idle CPU: a `CallFunction`'s bits, 0 when none,
   /// and its argument (see `Idle.post`).
   let threadWork = Atomic<UInt>(0)
@@ -34,8 +23,11 @@ struct PerCPU: ~Copyable {
   /// This CPU's kernel stack, [stackBottom, stackTop).
   var stackBottom: UInt64 = 0
   var stackTop: UInt64 = 0
-  /// TSC when the CPU marked itself online.
+  /// TSC just before the CPU tried to go online (set whether or not it joined).
   var onlineTSC: UInt64 = 0
+  /// Times this CPU's AP found it could not join (a retry or a give-up came first),
+  /// and parked. Relaxed: a statistic for the log and the `boot` suite.
+  let refusedJoins = Atomic<Int>(0)
   /// What the CPU saw of itself when it came online, for the `boot` suite.
   var observed = SelfObservation()
   /// Descriptor tables owned by this CPU.

@@ -31,9 +31,15 @@ enum DebugExit {
     case panicked = 0x12  // 37
   }
 
-  /// Ends the machine. Falls back to halting forever where the device is absent.
+  /// Prints what the log holds, then ends the machine. Falls back to halting forever
+  /// where the device is absent.
   static func exit(_ status: Status) -> Never {
     Console.flush()
+    exitWithoutFlush(status)
+  }
+
+  /// Ends the machine at once: for a CPU that faulted while flushing.
+  static func exitWithoutFlush(_ status: Status) -> Never {
     CPUInstructions.outb(Port.debugExit, status.rawValue)
     while true {
       CPUInstructions.disableInterrupts()

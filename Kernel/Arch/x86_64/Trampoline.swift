@@ -13,22 +13,32 @@ enum Trampoline {
   /// code each AP retranslated the trampoline (64 vCPUs: ~3x slower bring-up).
   static let parametersAddress: UInt64 = 0x9000
 
-  /// The STARTUP IPI's vector: the trampoline's page number.
-  static var startupPage: UInt8 { UInt8(base >> 12) }
+  /// Where the second copy lives, for the retry's STARTUP: an AP knows from the page
+  /// that started it which attempt it belongs to (see Boot/trampoline.asm).
+  static let retryBase: UInt64 = 0xA000
+
+  /// The STARTUP IPI's vector for each attempt: the page number of that copy.
+  static var firstStartupPage: UInt8 { UInt8(base >> 12) }
+  static var retryStartupPage: UInt8 { UInt8(retryBase >> 12) }
+  /// End of the pages the trampoline occupies, for the memory-map check.
+  static var end: UInt64 { retryBase + 0x1000 }
 
   static var parameters: UnsafeMutablePointer<TrampolineParameters> {
     UnsafeMutablePointer(bitPattern: UInt(parametersAddress))!
   }
 
-  /// Copies the code below 1 MiB and fills the parameter block. Boot CPU, before the
-  /// first INIT; the copy is complete before any SIPI names the page.
+  /// Copies the code below 1 MiB, twice, and fills the parameter block. Boot CPU,
+  /// before the first INIT; the copies are complete before any SIPI names their page.
   static func install(_ parameters: TrampolineParameters) {
     let code = KernelSymbols.trampoline
     precondition(base + UInt64(code.count) <= parametersAddress, "trampoline overlaps its parameters")
     precondition(
       parametersAddress % 4096 == 0 && parametersAddress != base & ~4095, "parameters share the code's page")
-    let destination = UnsafeMutableRawPointer(bitPattern: UInt(base))!
-    destination.copyMemory(from: code.baseAddress!, byteCount: code.count)
+    precondition(code.count <= 4096 && retryBase % 4096 == 0, "trampoline copies overlap")
+    for copy in [base, retryBase] {
+      let destination = UnsafeMutableRawPointer(bitPattern: UInt(copy))!
+      destination.copyMemory(from: code.baseAddress!, byteCount: code.count)
+    }
     self.parameters.initialize(to: parameters)
   }
 }
@@ -38,7 +48,7 @@ enum Trampoline {
 struct TrampolineParameters {
   /// Page-table root the AP loads before enabling paging.
   var cr3: UInt64
-  /// 64-bit entry point, called as apEntry(stackTop, ticket).
+  /// 64-bit entry point, called as apEntry(stackTop, ticket, startupPage).
   var entry: UInt64
   /// Stack pool: `stackCount` stacks of `stackSize` bytes from `stackBase`.
   var stackBase: UInt64
@@ -48,4 +58,6 @@ struct TrampolineParameters {
   var nextTicket: UInt64
   /// GS base until the AP knows its CPU number (a header saying "CPU -1").
   var gsBase: UInt64
+  /// The IDT the AP loads before its first Swift instruction (no IST stacks).
+  var earlyIDT: UInt64
 }

@@ -1,8 +1,8 @@
 /// The x86-64 kernel's answer to `SMPPlatform`.
 enum X86_64Platform: SMPPlatform {
-  /// An AP that has not found its slot yet counts as CPU 0 here; it takes no lock and
-  /// makes no call before it has (see apEntry).
-  static var currentCPU: CPUIndex { CPUIndex(max(PerCPU.currentIndexOrUnknown, 0)) }
+  /// `CPUIndex.unknown` on an AP that has not found its slot yet (see apEntry); such
+  /// an AP takes no lock and makes no call.
+  static var currentCPU: CPUIndex { CPUIndex(PerCPU.currentIndexOrUnknown) }
 
   static func saveAndDisableInterrupts() -> InterruptState {
     InterruptState(raw: CPUInstructions.saveAndDisableInterrupts())
@@ -59,9 +59,10 @@ enum SMP {
   static var calls: CrossCalls<X86_64Platform> { instance! }
 
   /// Allocates the queues and records for every possible CPU. Boot CPU, before APs start.
-  static func setUp(watchdogTimeoutMilliseconds: Int) {
+  static func setUp(watchdogTimeoutMilliseconds: Int, panicAfterMilliseconds: Int) {
     instance = CrossCalls<X86_64Platform>(
-      cpuCount: CPUs.count, watchdogTimeout: UInt64(watchdogTimeoutMilliseconds) * 1_000_000)
+      cpuCount: CPUs.count, watchdogTimeout: UInt64(watchdogTimeoutMilliseconds) * 1_000_000,
+      panicAfter: UInt64(panicAfterMilliseconds) * 1_000_000)
   }
 
   /// Interrupts `cpu` so that it leaves `hlt` and looks for work.

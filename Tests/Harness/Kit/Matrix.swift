@@ -5,13 +5,35 @@
 public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
-    scaling + machines + firmware + commandLine + deadAP + faults + console + crossCalls + torture
-    + demo
+    scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
+    + console + crossCalls + torture + demo
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
     .bootSuite("smp-\(count)-pc", smp: "\(count)", online: Array(0..<count))
   }
+
+  /// The largest machines QEMU builds: 255 vCPUs under TCG (xAPIC IDs 0-254), and 288
+  /// with x2APIC under KVM, where APs arrive over most of a second on a loaded host and
+  /// the bring-up wait must last while they keep coming.
+  public static let largest: [BootConfig] = [
+    BootConfig(
+      name: "smp-255-pc", smp: "255", memory: "256M", append: "ktest=boot",
+      timeout: .seconds(120),
+      expectations: Expectations(
+        onlineCPUs: Array(0..<255), apicIDs: (0..<255).map { UInt32($0) }, ktapSuites: ["boot"])),
+    BootConfig(
+      name: "smp-288-x2apic-kvm", smp: "288", machine: .q35, memory: "512M", append: "ktest=boot",
+      timeout: .seconds(300),
+      expectations: Expectations(
+        onlineCPUs: Array(0..<288), apicIDs: (0..<288).map { UInt32($0) },
+        mustContain: ["APIC mode x2APIC"], ktapSuites: ["boot"]),
+      qemuArguments: [
+        "-cpu", "qemu64,+x2apic", "-machine", "kernel-irqchip=split",
+        "-device", "intel-iommu,intremap=on,eim=on",
+      ],
+      requiresKVM: true),
+  ]
 
   /// Other machine types and CPU topologies.
   public static let machines: [BootConfig] = [
@@ -63,6 +85,55 @@ public enum Matrix {
       expectations: Expectations(
         onlineCPUs: [0, 1, 3], apicIDs: [0, 1, 3], ktapSuites: ["boot"],
         deadAP: DeadAPExpectation(cpu: 2, apic: 2, withinMs: 1000)))
+  ]
+
+  /// One AP made slow on purpose (`test_slow_ap=CPU:MS`) arrives before the quiet bound
+  /// (`ap_timeout_ms=100`), right across it (racing the retry's claim, and again the
+  /// retry's own bound), or well after both. Whatever the race's outcome, the `boot`
+  /// suite's `every_ap_has_one_verdict` must find every AP online and answering, or
+  /// failed and reported: never counted online without running.
+  public static let slowAP: [BootConfig] = [
+    .bootSuite(
+      "slow-ap-before-4", smp: "4", extraAppend: "test_slow_ap=2:50 ap_timeout_ms=100",
+      online: [0, 1, 2, 3]),
+    BootConfig(
+      name: "slow-ap-across-4", smp: "4", append: "test_slow_ap=2:100 ap_timeout_ms=100 ktest=boot",
+      expectations: Expectations(ktapSuites: ["boot"])),
+    BootConfig(
+      name: "slow-ap-across-8", smp: "8", append: "test_slow_ap=5:104 ap_timeout_ms=100 ktest=boot",
+      expectations: Expectations(ktapSuites: ["boot"])),
+    BootConfig(
+      name: "slow-ap-after-8", smp: "8", append: "test_slow_ap=3:400 ap_timeout_ms=100 ktest=boot",
+      expectations: Expectations(
+        onlineCPUs: [0, 1, 2, 4, 5, 6, 7], apicIDs: [0, 1, 2, 4, 5, 6, 7],
+        mustContain: ["retrying with the SDM's delays: CPUs 3", "offline after bring-up: cpus=3"],
+        ktapSuites: ["boot"], deadAP: DeadAPExpectation(cpu: 3, apic: 3, withinMs: 1000))),
+    // What `make run APPEND='ap_timeout_ms=1'` boots: whatever misses the 1 ms bound is
+    // reported offline, and the demo's calls among the online CPUs all arrive.
+    BootConfig(
+      name: "demo-4-ap-timeout-1", smp: "4", append: "ap_timeout_ms=1",
+      expectations: Expectations(mustContain: ["calls in all, as expected"])),
+  ]
+
+  /// Timeouts of zero or absurd size are refused with a message and the default kept;
+  /// `panic_on_ipistall=` ends a stalled cross-call wait in a panic report (the `ipi`
+  /// suite's watchdog case stalls its target 300 ms).
+  public static let timeouts: [BootConfig] = [
+    .bootSuite(
+      "timeouts-zero", smp: "2",
+      extraAppend: "ap_timeout_ms=0 csd_timeout_ms=0 panic_on_ipistall=999999999 test_slow_ap=1:x",
+      online: [0, 1],
+      mustContain: [
+        "ap_timeout_ms=0: out of range", "csd_timeout_ms=0: out of range",
+        "panic_on_ipistall=999999999: out of range", "test_slow_ap=1:x: malformed",
+      ]),
+    BootConfig(
+      name: "ipi-csd-1ms", smp: "2", append: "csd_timeout_ms=1 ktest=ipi",
+      expectations: Expectations(onlineCPUs: [0, 1], apicIDs: [0, 1], ktapSuites: ["ipi"])),
+    BootConfig(
+      name: "ipi-panic-on-stall", smp: "2", append: "panic_on_ipistall=200 ktest=ipi",
+      expectations: Expectations(
+        outcome: .panic, mustContain: ["panic_on_ipistall=200", "csd: CPU 0 waited"])),
   ]
 
   /// Every CPU prints 20 long lines at once (`ktest=console`); each must arrive whole.
@@ -124,6 +195,12 @@ public enum Matrix {
     BootConfig(
       name: "fault-triple", smp: "2", append: "ktest=fault_triple",
       expectations: Expectations(outcome: .tripleFault)),
+    // An AP faulting at its first Swift instruction, before it knows its CPU number
+    // or has its own descriptors: a report naming it by APIC ID, not a triple fault.
+    BootConfig(
+      name: "fault-early-ap", smp: "4", append: "test_early_ap_fault=2",
+      expectations: Expectations(
+        outcome: .panic, mustContain: ["PANIC: unknown CPU (APIC 2): exception 6"])),
   ]
 }
 

@@ -36,6 +36,11 @@ public struct QEMUCommand: Equatable, Sendable {
     self.accel = accel
   }
 
+  /// The CPU model under KVM, the same as scripts/qemu.sh's: the host's CPU without the
+  /// IA32_ARCH_CAPABILITIES MSR, which nested KVM on some hosts cannot set (plain
+  /// `-cpu host` aborts there on MSR 0x10a). It offers x2APIC.
+  public static let kvmCPUModel = "host,-arch-capabilities"
+
   /// QEMU's arguments (without the executable) for booting `config`.
   /// - Parameters:
   ///   - config: The configuration.
@@ -47,7 +52,9 @@ public struct QEMUCommand: Equatable, Sendable {
       "-machine", config.machine.rawValue, "-accel", accel.rawValue, "-smp", config.smp,
       "-m", config.memory, "-kernel", kernel, "-append", config.append,
     ]
-    if accel == .kvm && !config.qemuArguments.contains("-cpu") { arguments += ["-cpu", "host"] }
+    if accel == .kvm && !config.qemuArguments.contains("-cpu") {
+      arguments += ["-cpu", QEMUCommand.kvmCPUModel]
+    }
     arguments += config.qemuArguments
     arguments += ["-display", "none"]
     switch serial {

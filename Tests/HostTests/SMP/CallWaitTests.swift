@@ -153,6 +153,32 @@ extension SMPTests {
       }
     }
 
+    /// A bound of 1 ms against a target busy for 300 ms with interrupts off: one
+    /// report, no flood of reminders (at most one a second), and the call completes.
+    /// Before the rate limit, a tiny bound printed a reminder on every iteration.
+    @Test func aTinyWatchdogBoundDoesNotFloodTheLog() {
+      FakeMachine.with(watchdogTimeout: 1_000_000) { machine in
+        let trace = CallTrace()
+        let ticket = CallTicket(trace, id: 0)
+        let gate = Gate()
+        let busy = machine.start(on: 2) {
+          FakePlatform.disableInterrupts()
+          gate.arrive()
+          FakePlatform.spin(for: 0.3)
+          FakePlatform.enableInterrupts()
+        }
+        gate.pollUntil(1)
+        #expect(
+          machine.attempt(on: 0) {
+            try machine.calls.callSingle(on: CPUIndex(2), Calls.trace, ticket.info, wait: true)
+          } == .returned)
+        machine.finish(busy)
+        #expect(trace.runs.map(\.cpu) == [2])
+        Self.expectWatchdogReport(machine, target: 2)
+        #expect(machine.logLines(containing: "still waiting").count <= 1, "\(machine.log)")
+      }
+    }
+
     @Test func noWatchdogReportForAPromptCall() {
       FakeMachine.with(watchdogTimeout: 1_000_000_000) { machine in
         let ticket = CallTicket(CallTrace(), id: 0)

@@ -1,0 +1,127 @@
+import Synchronization
+
+/// Where a CPU is in its life. Each transition is a compare-exchange owned by one side,
+/// so the boot CPU and an AP racing over the same CPU always agree on who won.
+///
+/// ```
+///   possible --claimForStart--> starting --join (the AP)--> online
+///                                 |   ^
+///                   claimForRetry |   | rearm (after INIT has reset the AP)
+///                                 v   |
+///                                retrying
+///   starting --giveUp--> failed
+/// ```
+/// `retrying` and `failed` belong to the boot CPU: an AP that finds either when it tries
+/// to join never runs kernel code again (it parks; for `retrying` an INIT is on its
+/// way). No INIT is ever sent to a CPU unless the sender first moved it out of
+/// `starting` itself, so no INIT reaches an online CPU. docs/cpu-lifecycle.md gives the
+/// whole argument.
+public enum CPUState: UInt8, Sendable {
+  /// Listed in the firmware's table, not started (or beyond `maxcpus=`).
+  case possible = 0
+  /// INIT-SIPI-SIPI sent or about to be; the AP may join.
+  case starting = 1
+  /// The boot CPU owns it for a second INIT; the AP may not join.
+  case retrying = 2
+  /// The AP joined: it runs kernel code and answers interrupts.
+  case online = 3
+  /// The boot CPU gave up on it and reported it; it never runs kernel code again.
+  case failed = 4
+}
+
+/// What an AP found when it tried to go online.
+public enum JoinOutcome: Equatable, Sendable {
+  /// It is online.
+  case joined
+  /// The boot CPU is about to INIT it for a retry: park without a word (a lock or a
+  /// console record held across the INIT would never be released).
+  case retryPending
+  /// The boot CPU gave up on it (or never started it): park for good.
+  case refused(CPUState)
+}
+
+/// One CPU's lifecycle state, changed only by the transitions below.
+///
+/// The word holds the state and the start-up attempt it belongs to (`attempt << 8 |
+/// state`). An AP joins only the attempt whose STARTUP it ran (the trampoline hands it
+/// the number), so an AP of an earlier attempt that the retry's INIT has not reset yet
+/// cannot join the retry's window: no assumption about how soon INIT takes effect.
+public struct CPULifecycle: ~Copyable {
+  private let raw = Atomic<UInt32>(UInt32(CPUState.possible.rawValue))
+
+  /// A CPU in `possible`.
+  public init() {}
+
+  /// The state now. Acquire pairs with the release in `join` (and `markBootCPUOnline`):
+  /// a CPU seen online has its per-CPU set-up visible.
+  public var state: CPUState { Self.state(of: raw.load(ordering: .acquiring)) }
+
+  /// The start-up attempt the state belongs to (0 before any).
+  public var attempt: UInt32 { raw.load(ordering: .relaxed) >> 8 }
+
+  /// The boot CPU itself: online from the start. Release pairs with `state`'s acquire.
+  public func markBootCPUOnline() {
+    raw.store(Self.word(.online, attempt: 0), ordering: .releasing)
+  }
+
+  /// Boot CPU, before the first INIT: `possible -> starting` for `attempt`. A
+  /// compare-exchange, so a CPU something else already claimed (a stop, in later work)
+  /// is left alone. Relaxed: the start-up IPIs that follow are ordered after it by the
+  /// platform's send path (a fence before the ICR write; see LocalAPIC.send).
+  public func claimForStart(attempt: UInt32) -> Bool {
+    transition(from: Self.word(.possible, attempt: 0), to: Self.word(.starting, attempt: attempt))
+  }
+
+  /// Boot CPU, before re-sending INIT: `starting -> retrying`. False when the AP joined
+  /// first: then it is online and must not be INIT'd.
+  public func claimForRetry() -> Bool {
+    let current = raw.load(ordering: .relaxed)
+    guard Self.state(of: current) == .starting else { return false }
+    return transition(from: current, to: Self.word(.retrying, attempt: current >> 8))
+  }
+
+  /// Boot CPU, after the retry's INIT and before its STARTUP: `retrying -> starting`
+  /// for the new `attempt`, so only an AP started by the new STARTUP may join. Only
+  /// the boot CPU moves a CPU out of `retrying`, so this cannot fail.
+  public func rearm(attempt: UInt32) {
+    let current = raw.load(ordering: .relaxed)
+    precondition(Self.state(of: current) == .retrying, "rearm of a CPU the boot CPU does not own")
+    let rearmed = transition(from: current, to: Self.word(.starting, attempt: attempt))
+    precondition(rearmed, "CPU left 'retrying' while the boot CPU owned it")
+  }
+
+  /// Boot CPU, at its last deadline: `starting -> failed`. False when the AP joined
+  /// first (it is online after all).
+  public func giveUp() -> Bool {
+    let current = raw.load(ordering: .relaxed)
+    guard Self.state(of: current) == .starting else { return false }
+    return transition(from: current, to: Self.word(.failed, attempt: current >> 8))
+  }
+
+  /// The AP started by `attempt`'s STARTUP, its per-CPU set-up complete: `starting ->
+  /// online`. Release: that set-up happens before anyone sees the CPU online; pairs with
+  /// `state`'s acquire.
+  public func join(attempt: UInt32) -> JoinOutcome {
+    let exchange = raw.compareExchange(
+      expected: Self.word(.starting, attempt: attempt), desired: Self.word(.online, attempt: attempt),
+      successOrdering: .releasing, failureOrdering: .relaxed)
+    if exchange.exchanged { return .joined }
+    let found = Self.state(of: exchange.original)
+    let isLaterAttempt = exchange.original >> 8 != attempt
+    return found == .retrying || (found == .starting && isLaterAttempt) ? .retryPending : .refused(found)
+  }
+
+  /// Relaxed: the transitions themselves publish nothing; the one that does (`join`)
+  /// says so. A failed exchange means the other side moved first.
+  private func transition(from old: UInt32, to new: UInt32) -> Bool {
+    raw.compareExchange(expected: old, desired: new, ordering: .relaxed).exchanged
+  }
+
+  private static func word(_ state: CPUState, attempt: UInt32) -> UInt32 {
+    attempt << 8 | UInt32(state.rawValue)
+  }
+
+  private static func state(of word: UInt32) -> CPUState {
+    CPUState(rawValue: UInt8(truncatingIfNeeded: word))!
+  }
+}
