@@ -1,7 +1,7 @@
 /// Sending inter-processor interrupts by CPU number: the one place that turns a
 /// `CPUIndex` into the APIC ID the hardware wants (`CPUs.apicID(of:)`).
 enum IPI {
-  /// Sends `vector` to `cpu`. Any context but NMI.
+  /// Sends `vector` to `cpu`. Any context, NMI included (see `LocalAPIC.send`).
   static func send(_ vector: UInt8, to cpu: CPUIndex) {
     LocalAPIC.send(.fixed(vector, to: CPUs.apicID(of: cpu)))
   }
