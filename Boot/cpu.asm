@@ -72,6 +72,10 @@ FUNC cpu_halt                   ; hlt (interrupts as they are)
 FUNC cpu_pause                  ; spin-wait hint
     pause
     ret
+FUNC cpu_weak_wrmsr_fence       ; mfence; lfence: earlier stores visible, and the next
+    mfence                      ; WRMSR (x2APIC ICR, not serialising) not started early
+    lfence
+    ret
 FUNC cpu_read_flags             ; () -> rflags
     pushfq
     pop rax

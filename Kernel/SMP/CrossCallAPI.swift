@@ -5,8 +5,10 @@ import Synchronization
 /// Context: like Linux, not from interrupt or NMI context (a call handler included):
 /// the per-CPU records these use could be claimed twice by an interrupt arriving
 /// between "free" and "locked". `callSingleAsync` with the caller's own record is the
-/// exception, as in Linux. Calls that may wait warn once when made with interrupts off. Lockstep has no preemption, so the running
-/// CPU cannot change under a caller (Linux's get_cpu()/put_cpu() pairs are implicit).
+/// exception, as in Linux. Calls that may wait warn once when made with interrupts off,
+/// except inside `withInterruptsDisabledDeliberately`. Lockstep has no preemption, so the
+/// running CPU cannot change under a caller (Linux's get_cpu()/put_cpu() pairs are
+/// implicit).
 extension CrossCalls {
   /// Runs `function(info)` on `cpu`; on the running CPU it runs at once with interrupts
   /// off. With `wait`, returns after the function has returned.

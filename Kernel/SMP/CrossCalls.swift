@@ -24,6 +24,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
   public let statistics: CrossCallStatistics
   private let warnedInterruptsOff = Atomic<Bool>(false)
   private let warnedOffline = Atomic<Bool>(false)
+  /// Per CPU: how deep it is in `withInterruptsDisabledDeliberately` (see there).
+  private let deliberateDepth: UnsafeMutablePointer<Atomic<Int>>
 
   private static var queueStride: Int { 64 }
 
@@ -41,6 +43,8 @@ public final class CrossCalls<Platform: SMPPlatform> {
     asyncRecords = Self.allocateRecords(cpuCount)
     manyRecords = Self.allocateRecords(cpuCount * cpuCount)
     statistics = CrossCallStatistics(cpuCount: cpuCount)
+    deliberateDepth = .allocate(capacity: cpuCount)
+    for cpu in 0..<cpuCount { (deliberateDepth + cpu).initialize(to: Atomic<Int>(0)) }
   }
 
   deinit {
@@ -50,6 +54,7 @@ public final class CrossCalls<Platform: SMPPlatform> {
     asyncRecords.deallocate()
     manyRecords.deinitialize(count: cpuCount * cpuCount)
     manyRecords.deallocate()
+    deliberateDepth.deallocate()
   }
 
   private static func allocateRecords(_ count: Int) -> UnsafeMutablePointer<CallRecord> {
@@ -127,12 +132,33 @@ public final class CrossCalls<Platform: SMPPlatform> {
   /// Warns once that a call which may wait was made with interrupts off (Linux:
   /// WARN_ON_ONCE(cpu_online(this_cpu) && irqs_disabled())). Lockstep's waits serve
   /// their own queue, which removes the classic deadlock, but the warning stays: such a
-  /// caller still cannot take the interrupts of anything else it waits for.
+  /// caller still cannot take the interrupts of anything else it waits for. Calls made
+  /// inside `withInterruptsDisabledDeliberately` neither warn nor use up the warning.
   func warnIfInterruptsOff() {
     let me = Platform.currentCPU
     guard !Platform.interruptsEnabled, Platform.isOnline(me) else { return }
+    // Relaxed: only this CPU writes its own depth, and it cannot change under us.
+    if me.rawValue < cpuCount, deliberateDepth[me.rawValue].load(ordering: .relaxed) > 0 { return }
     guard !warnedInterruptsOff.exchange(true, ordering: .relaxed) else { return }
     Platform.log("smp: CPU \(me.rawValue) makes a cross-CPU call with interrupts disabled (deadlock risk)")
+  }
+
+  /// Runs `body` on the running CPU with interrupts disabled, for a caller that makes
+  /// waiting calls with interrupts off on purpose (a test of exactly that): those calls
+  /// do not warn, so the once-per-boot warning stays for real misuse. Restores
+  /// interrupts as they were; nests. Scoped to the running CPU (no preemption moves the
+  /// caller); the functions this CPU serves from its own queue while `body` waits are
+  /// inside the scope too. Thread context.
+  /// - Note: Lockstep's addition; Linux has no way to excuse a caller from the warning.
+  public func withInterruptsDisabledDeliberately<Result>(_ body: () -> Result) -> Result {
+    let state = Platform.saveAndDisableInterrupts()
+    let depth = deliberateDepth + Platform.currentCPU.rawValue
+    // Relaxed: the depth is read only by this CPU (warnIfInterruptsOff), in program order.
+    depth.pointee.wrappingAdd(1, ordering: .relaxed)
+    let result = body()
+    depth.pointee.wrappingSubtract(1, ordering: .relaxed)
+    Platform.restoreInterrupts(state)
+    return result
   }
 }
 

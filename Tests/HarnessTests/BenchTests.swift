@@ -65,8 +65,9 @@ struct BenchTests {
     pool.add(bootB, vcpus: 2)
     let table = BenchTable.render(pool.figures, notes: pool.notes)
     #expect(table.contains("vcpus 2\n"))
-    #expect(table.contains("  ipi_rtt        ns         4         310        1000     2.82\n"))
-    #expect(table.contains("  bringup_total  us         1        5000        5000        -\n"))
+    #expect(table.contains("/floor  floor\n"))
+    #expect(table.contains("  ipi_rtt        ns         4         310        1000     2.82  cacheline_rtt\n"))
+    #expect(table.contains("  bringup_total  us         1        5000        5000        -  -\n"))
     #expect(table.components(separatedBy: "note: TCG timings").count == 2)
     #expect(BenchTable.render([], notes: []) == "no benchmark figures\n")
   }
@@ -82,7 +83,56 @@ struct BenchTests {
     #expect(first?["unit"] as? String == "ns" && first?["n"] as? Int == 3)
     #expect(first?["median"] as? Int == 110 && first?["p99"] as? Int == 120)
     #expect(first?["floor_ratio"] as? Double == 1)
+    #expect(first?["floor"] as? String == "cacheline_rtt")
     #expect(try JSONDecoder().decode(BenchReport.self, from: report.json()) == report)
+  }
+
+  @Test func eachMetricNamesItsFloorByOneRule() {
+    #expect(BenchFloor.metric(for: "call_single_busy") == "ipi_rtt_busy")
+    #expect(BenchFloor.metric(for: "call_others_idle") == "ipi_rtt_idle")
+    #expect(BenchFloor.metric(for: "call_single") == "cacheline_rtt", "no target state, no IPI floor")
+    #expect(BenchFloor.metric(for: "async_latency_busy") == "cacheline_rtt")
+    #expect(BenchFloor.metric(for: "calls_per_second_all_to_all") == "cacheline_rtt")
+    #expect(BenchFloor.metric(for: "ipi_rtt_busy") == "cacheline_rtt")
+    #expect(BenchFloor.metric(for: "bringup_total") == "bringup_floor")
+    #expect(BenchFloor.metric(for: "ap_start") == "cacheline_rtt")
+  }
+
+  @Test func ratiosUseTheFloorOfTheSameStateAndVCPUCount() {
+    let boot = SerialLog(
+      """
+      bench cacheline_rtt ns 100
+      bench bringup_floor ns 2000
+      bench bringup_total ns 5000
+      bench ipi_rtt_idle ns 1000
+      bench ipi_rtt_busy ns 400
+      bench call_single_idle ns 1500
+      bench call_single_busy ns 500
+      bench async_latency_busy ns 300
+
+      """)
+    let four = SerialLog("bench ipi_rtt_busy ns 800\nbench call_single_busy ns 1000\n")
+    var pool = BenchPool()
+    pool.add(boot, vcpus: 2)
+    pool.add(four, vcpus: 4)
+    func figure(_ vcpus: Int, _ metric: String) -> BenchFigure? {
+      pool.figures.first { $0.vcpus == vcpus && $0.metric == metric }
+    }
+    #expect(figure(2, "call_single_idle")?.floorRatio == 1.5)
+    #expect(figure(2, "call_single_idle")?.floor == "ipi_rtt_idle")
+    #expect(figure(2, "call_single_busy")?.floorRatio == 1.25)
+    #expect(figure(2, "call_single_busy")?.floor == "ipi_rtt_busy")
+    #expect(figure(2, "bringup_total")?.floorRatio == 2.5)
+    #expect(figure(2, "bringup_total")?.floor == "bringup_floor")
+    #expect(figure(2, "async_latency_busy")?.floorRatio == 3)
+    #expect(figure(2, "ipi_rtt_busy")?.floor == "cacheline_rtt")
+    // At 4 vCPUs: its own IPI floor, not the 2-vCPU one; no cache line there, no ratio.
+    #expect(figure(4, "call_single_busy")?.floorRatio == 1.25)
+    #expect(figure(4, "ipi_rtt_busy")?.floorRatio == nil)
+    #expect(figure(4, "ipi_rtt_busy")?.floor == nil)
+    let table = BenchTable.render(pool.figures, notes: [])
+    #expect(table.contains("     1.25  ipi_rtt_busy\n"))
+    #expect(table.contains("     2.50  bringup_floor\n"))
   }
 
   @Test func benchRunPoolsOnlyPassingBoots() {

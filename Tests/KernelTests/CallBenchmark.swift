@@ -2,8 +2,9 @@ import Synchronization
 
 /// Cross-call figures for `make bench`, each measured twice: with the target CPUs idle
 /// in `hlt`, and busy (spinning in thread context with interrupts on). Printed as
-/// `bench <metric> ns <samples...>`; the floor (`cacheline_rtt`) is measured in the
-/// same boot by `CacheLinePingPong`.
+/// `bench <metric> ns <samples...>`. Their floors are measured in the same boot: the
+/// bare IPI round trip (`ipi_rtt_idle`, `ipi_rtt_busy`, by `IPIFloor`) for the call
+/// figures, and the cache line (`cacheline_rtt`, by `CacheLinePingPong`).
 enum CallBenchmark {
   static let singleSamples = 200
   static let othersSamples = 50
@@ -11,16 +12,22 @@ enum CallBenchmark {
   static func run() {
     let others = IPISuite.others
     guard let partner = others.first else { return }
+    IPIFloor.arm()
     for busy in [false, true] {
       let spinners = busy ? BusyCPUs(others) : nil
       let suffix: StaticString = busy ? "busy" : "idle"
+      measure("ipi_rtt", suffix, singleSamples) { IPIFloor.roundTrip(to: partner) }
       measure("call_single", suffix, singleSamples) { waitingSingle(to: partner) }
       measure("async_latency", suffix, singleSamples) { asyncLatency(to: partner) }
       measure("call_others", suffix, othersSamples) { waitingOthers() }
       spinners?.stop()
     }
+    IPIFloor.disarm()
     log(
       "bench-note call_*_idle: targets idle in hlt; call_*_busy: targets spinning with interrupts on; caller is CPU 0"
+    )
+    log(
+      "bench-note ipi_rtt_*: IPI floor, CPU 0 pings CPU \(partner.rawValue) with a bare IPI whose handler only sends one back; caller waits as a waiting call does (spin 20 us, then hlt); call_*_busy/idle are divided by the ipi_rtt of the same state"
     )
     AllToAll.run()
   }

@@ -58,8 +58,10 @@ enum IPIContextCases {
     do { try calls.callSingleAsync(on: target, record.pointer) } catch {
       return .fail("reuse after completion refused")
     }
-    return counters.wait(for: target, toReach: 2, milliseconds: 1000)
-      ? .pass : .fail("the reused record did not run")
+    guard counters.wait(for: target, toReach: 2, milliseconds: 1000),
+      waitUntil(milliseconds: 1000, { !record.pointer.pointee.isLocked })
+    else { return .fail("the reused record did not complete within 1 s") }
+    return .pass
   }
 
   static func burstRaisesOneIPI() -> TestResult {
@@ -78,6 +80,12 @@ enum IPIContextCases {
     guard counters.wait(for: target, toReach: burst, milliseconds: 2000) else {
       return .fail("\(counters.value(target)) of \(burst) calls ran after the target re-enabled interrupts")
     }
+    // The last function has run, but its record is unlocked only after it returns:
+    // wait for our own records before they go out of scope.
+    guard waitUntil(milliseconds: 1000, { records.allSatisfy { !$0.pointer.pointee.isLocked } }) else {
+      for record in records { record.leak() }
+      return .fail("records still in flight 1 s after their calls ran; leaked")
+    }
     KTAP.diagnostic("\(burst) calls queued to a CPU with interrupts off raised \(raised) IPI(s)")
     guard ranEarly == 0 else { return .fail("\(ranEarly) calls ran while the target had interrupts off") }
     return raised == 1 ? .pass : .fail("\(burst) queued calls raised \(raised) IPIs, expected 1")
@@ -91,10 +99,10 @@ enum IPIContextCases {
     guard Idle.post(callBackRepeatedly, done.info, to: partner.rawValue) else {
       return .fail("could not start CPU \(partner.rawValue)")
     }
-    let state = CPUInstructions.saveAndDisableInterrupts()
     let counters = CPUCounters()
-    for _ in 0..<rounds { try? calls.callSingle(on: partner, countOnThisCPU, counters.info, wait: true) }
-    CPUInstructions.restoreInterrupts(state)
+    calls.withInterruptsDisabledDeliberately {
+      for _ in 0..<rounds { try? calls.callSingle(on: partner, countOnThisCPU, counters.info, wait: true) }
+    }
     guard done.wait(for: partner, toReach: 1, milliseconds: 10_000) else {
       return .fail("CPU \(partner.rawValue) did not finish its calls within 10 s")
     }
@@ -104,9 +112,9 @@ enum IPIContextCases {
 
   /// Run on the partner CPU: 200 waiting calls to CPU 0 with interrupts off.
   private static let callBackRepeatedly: CallFunction = { info in
-    let state = CPUInstructions.saveAndDisableInterrupts()
-    for _ in 0..<200 { try? SMP.calls.callSingle(on: CPUIndex.boot, { _ in }, nil, wait: true) }
-    CPUInstructions.restoreInterrupts(state)
+    SMP.calls.withInterruptsDisabledDeliberately {
+      for _ in 0..<200 { try? SMP.calls.callSingle(on: CPUIndex.boot, { _ in }, nil, wait: true) }
+    }
     countOnThisCPU(info)
   }
 
@@ -132,7 +140,8 @@ enum IPIContextCases {
 }
 
 /// A call record the test owns, at a stable address. Freed with its owner unless
-/// `leak()` was called: a record still in flight must never be freed.
+/// `leak()` was called: a record still in flight must never be freed. A test waits
+/// for its own records; one still in flight at deinit is leaked and said so.
 final class OwnedRecord {
   let pointer = UnsafeMutablePointer<CallRecord>.allocate(capacity: 1)
   private var leaked = false
@@ -146,7 +155,7 @@ final class OwnedRecord {
 
   deinit {
     guard !leaked, !pointer.pointee.isLocked else {
-      if !leaked { log("test: a call record was still in flight when its owner went; leaked") }
+      if !leaked { KTAP.diagnostic("a call record was still in flight when its owner went; leaked") }
       return
     }
     pointer.deinitialize(count: 1)

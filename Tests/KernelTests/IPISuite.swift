@@ -8,6 +8,7 @@ enum IPISuite {
     name: "ipi",
     cases: [
       KernelTestCase(name: "ipis_by_cpu_mask_and_all_but_self", run: IPIContextCases.delivery),
+      KernelTestCase(name: "nmi_between_icr_writes_keeps_both_destinations", run: IPINMICase.run),
       KernelTestCase(name: "single_runs_once_on_its_target", run: singleRunsOnceOnTarget),
       KernelTestCase(name: "single_without_wait_runs", run: singleWithoutWait),
       KernelTestCase(name: "single_on_self_runs_here_irqs_off", run: singleOnSelf),

@@ -54,7 +54,7 @@ final class Spinner {
     release()
     // The spin reads `control` until it returns; free it only once the record is back.
     guard waitUntil(milliseconds: 3000, { !record.pointer.pointee.isLocked }) else {
-      log("test: CPU \(target.rawValue) still spinning 3 s after release; its control block leaked")
+      KTAP.diagnostic("CPU \(target.rawValue) still spinning 3 s after release; its control block leaked")
       return
     }
     control.deinitialize(count: 3)

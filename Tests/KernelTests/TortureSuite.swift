@@ -60,7 +60,7 @@ final class TortureState {
 
   /// Counts an error and says what it was (the first few only, to keep the log short).
   func fail(_ line: LogLine) {
-    if errors.wrappingAdd(1, ordering: .relaxed).newValue <= 5 { log("torture: \(line: line)") }
+    if errors.wrappingAdd(1, ordering: .relaxed).newValue <= 5 { KTAP.diagnostic("torture: \(line: line)") }
   }
 
   func verdict(elapsed: UInt64) -> TestResult {

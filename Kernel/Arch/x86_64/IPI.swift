@@ -1,13 +1,13 @@
 /// Sending inter-processor interrupts by CPU number: the one place that turns a
 /// `CPUIndex` into the APIC ID the hardware wants (`CPUs.apicID(of:)`).
 enum IPI {
-  /// Sends `vector` to `cpu`. Any context but NMI.
+  /// Sends `vector` to `cpu`. Any context, NMI included (see `LocalAPIC.send`).
   static func send(_ vector: UInt8, to cpu: CPUIndex) {
     LocalAPIC.send(.fixed(vector, to: CPUs.apicID(of: cpu)))
   }
 
   /// Sends `vector` to each CPU in `cpus`, one ICR write each (physical destination
-  /// mode names one APIC at a time).
+  /// mode names one APIC at a time). Any context, NMI included.
   static func send(_ vector: UInt8, toAll cpus: CPUSet) {
     for cpu in cpus { send(vector, to: cpu) }
   }
@@ -15,7 +15,8 @@ enum IPI {
   /// Sends `vector` to every other APIC with the all-excluding-self shorthand (SDM Vol.
   /// 3A §11.6.1): one ICR write whatever the CPU count. It reaches APICs the kernel did
   /// not start too (beyond `maxcpus=`, or failed); those sit with interrupts off, so the
-  /// interrupt stays pending there, harmless, until an INIT clears it.
+  /// interrupt stays pending there, harmless, until an INIT clears it. Any context,
+  /// NMI included.
   static func sendToAllButSelf(_ vector: UInt8) {
     var command = InterruptCommand.fixed(vector, to: APICID(0))
     command.shorthand = .allExcludingSelf

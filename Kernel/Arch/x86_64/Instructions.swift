@@ -16,6 +16,7 @@
 @_extern(c, "cpu_enable_interrupts_and_halt") private func cpu_enable_interrupts_and_halt()
 @_extern(c, "cpu_halt") private func cpu_halt()
 @_extern(c, "cpu_pause") private func cpu_pause()
+@_extern(c, "cpu_weak_wrmsr_fence") private func cpu_weak_wrmsr_fence()
 @_extern(c, "cpu_read_flags") private func cpu_read_flags() -> UInt64
 @_extern(c, "cpu_write_flags") private func cpu_write_flags(_ flags: UInt64)
 @_extern(c, "cpu_read_cr2") private func cpu_read_cr2() -> UInt64
@@ -46,6 +47,10 @@ enum CPUInstructions {
   static func enableInterruptsAndHalt() { cpu_enable_interrupts_and_halt() }
   static func halt() { cpu_halt() }
   static func pause() { cpu_pause() }
+  /// `mfence; lfence`: every earlier load and store is globally visible before a
+  /// following WRMSR begins, for the MSRs whose WRMSR is not serialising (x2APIC,
+  /// TSC deadline). Linux: weak_wrmsr_fence().
+  static func weakWRMSRFence() { cpu_weak_wrmsr_fence() }
   static func readFlags() -> UInt64 { cpu_read_flags() }
   static func writeFlags(_ flags: UInt64) { cpu_write_flags(flags) }
   static func readCR2() -> UInt64 { cpu_read_cr2() }

@@ -24,6 +24,9 @@ enum Vector {
   /// Wakes a CPU from `hlt` so it looks again at what it waits for (work posted to an
   /// idle CPU; the APs a booting CPU waits for). Linux: RESCHEDULE_VECTOR.
   static let reschedule: UInt8 = 0xFD
+  /// A bare IPI for the benchmark's floor: its handler only answers with one IPI back
+  /// (see `IPIPing`), nothing queued. Unused outside `bench`.
+  static let ipiPing: UInt8 = 0xF0
   /// The local APIC's spurious vector; its low 4 bits must be 1111 on old parts
   /// (SDM Vol. 3A §11.9), and it must not be acknowledged with EOI.
   static let spurious: UInt8 = 0xFF
@@ -46,6 +49,9 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     PerCPU.current.pointee.reschedules.wrappingAdd(1, ordering: .relaxed)
   case Vector.timer:
     LocalAPIC.endOfInterrupt()
+  case Vector.ipiPing:
+    LocalAPIC.endOfInterrupt()
+    IPIPing.handle()
   case Vector.callFunction, Vector.callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.
@@ -57,9 +63,41 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   }
 }
 
-/// Non-maskable interrupts. Nothing sends one yet: the stop machinery will.
+/// Non-maskable interrupts. Nothing in the kernel sends one yet: the stop machinery
+/// will. The `ipi` suite sends one to itself to split an xAPIC ICR write pair.
 enum NMI {
+  /// Test-only: when set, an NMI runs this instead of logging. Set and cleared by the
+  /// `ipi` suite's NMI case with nothing else sending NMIs; must not allocate.
+  nonisolated(unsafe) static var testOnlyHandler: (@convention(c) () -> Void)? = nil
+
+  /// Handles an NMI: reports the CPU and where it was interrupted. NMI context.
   static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    if let handler = testOnlyHandler {
+      handler()
+      return
+    }
     log("nmi: CPU \(PerCPU.currentIndexOrUnknown) at RIP \(hex: frame.pointee.rip)")
+  }
+}
+
+/// The bare IPI round trip that every IPI-based figure is measured against: the pinger
+/// sends `Vector.ipiPing`; the target's handler sends one back and does nothing else;
+/// the pinger's handler counts the reply.
+enum IPIPing {
+  /// [0]: the pinging CPU's index, [1]: replies it received. Installed by the benchmark
+  /// before its first ping, nil otherwise (a stray ping is then only acknowledged).
+  nonisolated(unsafe) static var state: UnsafeMutablePointer<Atomic<Int>>? = nil
+
+  /// The vector's handler, after EOI. Interrupt context; no allocation.
+  static func handle() {
+    guard let state else { return }
+    let pinger = state[0].load(ordering: .relaxed)
+    if PerCPU.currentIndexOrUnknown == pinger {
+      // Release pairs with the acquire in the pinger's wait: a reply counted is a ping
+      // that went all the way round.
+      state[1].wrappingAdd(1, ordering: .releasing)
+    } else {
+      IPI.send(Vector.ipiPing, to: CPUIndex(pinger))
+    }
   }
 }

@@ -122,25 +122,69 @@ enum LocalAPIC {
   /// Sends an inter-processor interrupt. In xAPIC mode waits (bounded) for the
   /// previous send to leave the APIC and for this one, and reports a stuck ICR with the
   /// CPU and the target; x2APIC has no delivery status to wait on (SDM §11.12.9).
-  /// Returns false if the ICR stayed busy. Not from NMI context: an NMI taken between
-  /// the two xAPIC writes, sending an IPI itself, would replace our destination.
+  /// Returns false if the ICR stayed busy.
+  ///
+  /// Any context, NMI included: a send that interrupts another send between its two
+  /// xAPIC writes leaves that send's destination as it found it (see `sendXAPIC`).
+  /// Stores made before the call are visible to the target before the IPI reaches it,
+  /// in both modes (see `sendX2APIC`).
   @discardableResult
   static func send(_ command: InterruptCommand) -> Bool {
     switch mode {
     case .x2APIC:
-      CPUInstructions.writeMSR(msr(.interruptCommandLow), command.x2APIC)
+      sendX2APIC(command)
       return true
     case .xAPIC:
-      // Two writes make one command: an interrupt between them whose handler sends an
-      // IPI would replace our destination (Linux: local_irq_save around the ICR pair).
-      let flags = CPUInstructions.saveAndDisableInterrupts()
-      defer { CPUInstructions.restoreInterrupts(flags) }
-      guard waitForDelivery(command) else { return false }
-      write(.interruptCommandHigh, command.xAPICHigh)
-      write(.interruptCommandLow, command.xAPICLow)
-      return waitForDelivery(command)
+      return sendXAPIC(command)
     }
   }
+
+  /// One WRMSR writes the whole ICR, so nothing can come between two halves. But WRMSR
+  /// to the x2APIC MSRs is not serialising (SDM Vol. 3A §11.12.3): the IPI may leave
+  /// before our earlier stores are globally visible, and the target could then take the
+  /// interrupt and find a queue that looks empty or a record not yet filled.
+  private static func sendX2APIC(_ command: InterruptCommand) {
+    // mfence; lfence (Linux: weak_wrmsr_fence()). The mfence drains our earlier stores;
+    // the lfence keeps the WRMSR from starting before the mfence is done. It pairs with
+    // what the target reads after the interrupt: the release of CallQueue.push() (read
+    // by the acquire in CallQueue.takeAll()), Idle.post()'s release of threadWork, and,
+    // for INIT and STARTUP, the trampoline parameter block and the CPU state the AP
+    // reads when it starts (APStartup writes them before it sends).
+    CPUInstructions.weakWRMSRFence()
+    CPUInstructions.writeMSR(msr(.interruptCommandLow), command.x2APIC)
+  }
+
+  /// The xAPIC ICR is two registers; writing the low one sends. With interrupts off no
+  /// ordinary interrupt can come between our two writes (Linux: local_irq_save around
+  /// the pair), but an NMI can, and so can this send when it runs in that NMI.
+  ///
+  /// Nesting is made harmless by restoring: we read ICR-high first and write it back
+  /// after our own command has left the APIC. The code we interrupted resumes after we
+  /// return; if it had written ICR-high and not yet ICR-low, it now finds its own
+  /// destination there again, and its ICR-low write goes where it meant. If it was
+  /// anywhere else, restoring changes nothing it depends on, since every send writes
+  /// ICR-high before ICR-low. Waiting for our delivery before returning also leaves the
+  /// ICR idle for the interrupted send. Chosen over a per-CPU "sending" flag, which
+  /// would force the NMI to drop or defer its IPI; the extra cost is one MMIO read and
+  /// one write. Earlier stores need no fence: the ICR is uncached memory, and x86 keeps
+  /// stores in program order, so they are visible before the write that sends.
+  private static func sendXAPIC(_ command: InterruptCommand) -> Bool {
+    let flags = CPUInstructions.saveAndDisableInterrupts()
+    defer { CPUInstructions.restoreInterrupts(flags) }
+    let interruptedHigh = read(.interruptCommandHigh)
+    guard waitForDelivery(command) else { return false }
+    write(.interruptCommandHigh, command.xAPICHigh)
+    if let hook = testOnlyBetweenICRWrites { hook() }
+    write(.interruptCommandLow, command.xAPICLow)
+    let delivered = waitForDelivery(command)
+    write(.interruptCommandHigh, interruptedHigh)
+    return delivered
+  }
+
+  /// Test-only: called by an xAPIC send between its ICR-high and ICR-low writes, with
+  /// interrupts off, so that a test can take an NMI exactly there. Nil outside the
+  /// `ipi` suite's NMI case; the hook clears it before doing anything that sends.
+  nonisolated(unsafe) static var testOnlyBetweenICRWrites: (@convention(c) () -> Void)? = nil
 
   private static func waitForDelivery(_ command: InterruptCommand) -> Bool {
     let start = Clock.nanoseconds()

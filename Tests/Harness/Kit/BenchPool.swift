@@ -39,9 +39,6 @@ public struct BenchPool: Sendable {
     }
   }
 
-  /// The metric every other one is compared with: a cache line's round trip between CPUs.
-  public static let floorMetric = "cacheline_rtt"
-
   /// Keys in the order first seen.
   public private(set) var keys: [Key] = []
   /// Pooled samples per key.
@@ -83,19 +80,58 @@ public struct BenchPool: Sendable {
     return order.compactMap { key in
       let summary = Statistics.summary(samples[key] ?? [])
       guard summary.count > 0 else { return nil }
+      let floor = BenchFloor.metric(for: key.metric)
+      let ratio = floorRatio(of: key, to: floor, median: summary.median)
       return BenchFigure(
         vcpus: key.vcpus, metric: key.metric, unit: units[key] ?? "", summary: summary,
-        floorRatio: floorRatio(of: key, median: summary.median))
+        floorRatio: ratio, floor: ratio == nil ? nil : floor)
     }
   }
 
-  /// median / median of the floor metric at the same vCPU count; nil without a floor, below
+  /// median / median of `floor` at the same vCPU count; nil without that floor, below
   /// 2 vCPUs, or when the units differ (the ratio would mean nothing).
-  private func floorRatio(of key: Key, median: UInt64) -> Double? {
-    let floorKey = Key(vcpus: key.vcpus, metric: BenchPool.floorMetric)
+  private func floorRatio(of key: Key, to floor: String, median: UInt64) -> Double? {
+    let floorKey = Key(vcpus: key.vcpus, metric: floor)
     guard key.vcpus >= 2, units[floorKey] == units[key],
-      case let floor = Statistics.summary(samples[floorKey] ?? []), floor.median > 0
+      case let summary = Statistics.summary(samples[floorKey] ?? []), summary.median > 0
     else { return nil }
-    return Double(median) / Double(floor.median)
+    return Double(median) / Double(summary.median)
+  }
+}
+
+/// Which floor each metric is divided by: the one rule, in one place. A floor is the
+/// cost no protocol can avoid, measured in the same boots.
+///
+/// - IPI-based figures (names starting with one of `ipiBasedPrefixes` and ending in
+///   `_busy` or `_idle`): the bare IPI round trip with the target in the same state,
+///   `ipi_rtt_busy` or `ipi_rtt_idle`.
+/// - `bringup_total`: `bringup_floor`.
+/// - Everything else, the IPI floors included: `cacheline_rtt`.
+public enum BenchFloor {
+  /// A cache line's round trip between two CPUs.
+  public static let cacheLine = "cacheline_rtt"
+  /// The bring-up that no protocol can beat, for `bringup_total`.
+  public static let bringUp = "bringup_floor"
+  /// The IPI floors are this followed by the target's state (`busy`, `idle`).
+  public static let ipiRoundTripPrefix = "ipi_rtt_"
+  /// Metric name prefixes of IPI-based figures: the cross-calls (`call_single_busy`,
+  /// `call_others_idle`, ...). Stoppers and send-stop figures join by being named so
+  /// or by adding their prefix here. `async_latency_*` is one-way and stays on the
+  /// cache line.
+  public static let ipiBasedPrefixes = ["call_"]
+  /// The target states an IPI-based metric name ends with.
+  public static let targetStates = ["busy", "idle"]
+
+  /// The floor metric `metric` is compared with.
+  /// - Parameter metric: A metric name as the kernel prints it.
+  /// - Returns: The floor's metric name.
+  public static func metric(for metric: String) -> String {
+    if metric == "bringup_total" { return bringUp }
+    if ipiBasedPrefixes.contains(where: { metric.hasPrefix($0) }),
+      let state = targetStates.first(where: { metric.hasSuffix("_" + $0) })
+    {
+      return ipiRoundTripPrefix + state
+    }
+    return cacheLine
   }
 }

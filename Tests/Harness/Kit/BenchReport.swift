@@ -23,14 +23,19 @@ public struct BenchFigure: Codable, Equatable, Sendable {
   public var max: UInt64
   /// The median over the floor metric's median at the same vCPU count, when meaningful.
   public var floorRatio: Double?
+  /// The floor metric `floorRatio` divides by (see `BenchFloor`); nil when there is no ratio.
+  public var floor: String?
 
   private enum CodingKeys: String, CodingKey {
-    case vcpus, metric, unit, n, median, p99, min, max
+    case vcpus, metric, unit, n, median, p99, min, max, floor
     case floorRatio = "floor_ratio"
   }
 
   /// Creates a figure from a summary.
-  public init(vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?) {
+  public init(
+    vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?,
+    floor: String? = nil
+  ) {
     self.vcpus = vcpus
     self.metric = metric
     self.unit = unit
@@ -40,6 +45,7 @@ public struct BenchFigure: Codable, Equatable, Sendable {
     min = summary.min
     max = summary.max
     self.floorRatio = floorRatio
+    self.floor = floor
   }
 }
 
@@ -69,8 +75,8 @@ public struct BenchReport: Codable, Equatable, Sendable {
 
 /// The table `bench` prints.
 public enum BenchTable {
-  /// One block per vCPU count, one row per metric (unit, n, median, p99, ratio to the floor),
-  /// then the kernel's notes, each once.
+  /// One block per vCPU count, one row per metric (unit, n, median, p99, ratio to its
+  /// floor, the floor's name), then the kernel's notes, each once.
   /// - Parameters:
   ///   - figures: The figures, ordered by vCPU count.
   ///   - notes: Distinct `bench-note` texts.
@@ -86,13 +92,13 @@ public enum BenchTable {
         text +=
           "\nvcpus \(figure.vcpus)\n  " + left("metric", metricWidth) + "  "
           + left("unit", unitWidth) + right("n", 8) + right("median", 12) + right("p99", 12)
-          + right("/floor", 9) + "\n"
+          + right("/floor", 9) + "  floor\n"
       }
       let ratio = figure.floorRatio.map { String(format: "%.2f", $0) } ?? "-"
       text +=
         "  " + left(figure.metric, metricWidth) + "  " + left(figure.unit, unitWidth)
         + right("\(figure.n)", 8) + right("\(figure.median)", 12) + right("\(figure.p99)", 12)
-        + right(ratio, 9) + "\n"
+        + right(ratio, 9) + "  " + (figure.floor ?? "-") + "\n"
     }
     if !notes.isEmpty { text += "\n" }
     for note in notes {
