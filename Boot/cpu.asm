@@ -128,6 +128,7 @@ FUNC cpu_triple_fault           ; empty IDT, then a breakpoint: #BP -> #GP -> #D
 ; (KernelSymbols in Descriptors.swift mirrors the order).
 extern __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
 extern isr_stub_table, early_percpu_ap, boot_stack_top, ap_entry, boot_gdt
+extern ap_floor_entry, floor_count, floor_arrivals
 
 section .bss
 align 4096
@@ -143,7 +144,7 @@ align 8
 kernel_symbol_table:
     dq __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
     dq isr_stub_table, idt_table, early_percpu_ap, boot_stack_top, ap_entry, console_ring
-    dq early_idt_table, boot_gdt
+    dq early_idt_table, boot_gdt, ap_floor_entry, floor_count, floor_arrivals
 
 section .text
 FUNC kernel_symbols             ; () -> address of kernel_symbol_table

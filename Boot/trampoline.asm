@@ -111,3 +111,31 @@ trampoline_layout:
     dq TRAMPOLINE_BASE, TRAMPOLINE_PARAMS, TP_SIZE
     dq TP_CR3, TP_ENTRY, TP_STACK_BASE, TP_STACK_SIZE, TP_STACK_COUNT, TP_NEXT_TICKET, TP_GS_BASE
     dq TP_EARLY_IDT, TRAMPOLINE_RETRY
+
+; The bring-up floor (only when the kernel command line says `bench`): an entry for
+; the trampoline's `call [TP_ENTRY]` that does no Swift set-up at all. The AP stamps its
+; arrival with the TSC in floor_arrivals[ticket], counts itself in, and halts with
+; interrupts off until the real bring-up's INIT resets it. It never joins (it never
+; touches its CPU's state), so it is never online. In: RDI = stack top, RSI = ticket.
+section .text
+bits 64
+global ap_floor_entry
+ap_floor_entry:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    lea rcx, [rel floor_arrivals]
+    mov [rcx + rsi * 8], rax
+    lock inc qword [rel floor_count]
+.halt:
+    cli
+    hlt
+    jmp .halt
+
+section .bss
+align 64
+global floor_count, floor_arrivals
+floor_count:
+    resq 8                                      ; one qword used, alone on its line
+floor_arrivals:
+    resq 2 * 512                                ; a TSC stamp per ticket (2 * maxCPUs)

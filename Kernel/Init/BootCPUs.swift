@@ -48,7 +48,10 @@ enum BootCPUs {
     BootFaultInjection.configure(parameters)
     let timeout = parameters.integer("ap_timeout_ms") ?? defaultAPTimeoutMilliseconds
     let policy = APStartup.Policy(quietNanoseconds: UInt64(timeout) * 1_000_000)
-    return APStartup.bringUp(count: limits.bootOnline, policy: policy)
+    let floor = parameters.has("bench") ? APStartup.measureFloor(count: limits.bootOnline, policy: policy) : nil
+    var outcome = APStartup.bringUp(count: limits.bootOnline, policy: policy)
+    outcome.floorNanoseconds = floor
+    return outcome
   }
 
   /// Prints Linux's "Brought up N CPUs", the CPU table, and one machine-readable line.

@@ -11,6 +11,7 @@ enum BootBenchmark {
     if online.count > 1 {
       let total = Clock.ticksToNanoseconds(lastOnlineTicks() &- outcome.firstINITTicks)
       log("bench bringup_total ns \(total)")
+      if let floor = outcome.floorNanoseconds { log("bench bringup_floor ns \(floor)") }
       var starts = BenchLine("ap_start", unit: "ns")
       for cpu in online where cpu.rawValue > 0 {
         let onlineAt = PerCPU.block(cpu.rawValue).pointee.onlineTSC
@@ -18,7 +19,7 @@ enum BootBenchmark {
       }
       starts.flush()
       log(
-        "bench-note bring-up: APs start in parallel; the boot CPU waits in hlt, APs idle in hlt once online; times from the first INIT"
+        "bench-note bring-up: APs start in parallel; the boot CPU waits in hlt, APs idle in hlt once online; times from the first INIT; bringup_floor is the same INIT-SIPI-SIPI with APs that only stamp the TSC and halt (no Swift), measured warm in the same boot"
       )
       CacheLinePingPong.measure(partner: 1, rounds: pingPongRounds)
       CallBenchmark.run()

@@ -36,6 +36,8 @@ enum APStartup {
     /// CPUs retried, and CPUs given up on.
     var retried = CPUSet()
     var failed = CPUSet()
+    /// The bring-up floor measured just before, when asked for (`measureFloor`).
+    var floorNanoseconds: UInt64? = nil
   }
 
   /// Starts CPUs 1..<count in parallel and waits for them. Boot CPU, interrupts off,
@@ -62,13 +64,18 @@ enum APStartup {
     return outcome
   }
 
-  private static func installTrampoline(apCount: Int, policy: Policy) {
+  /// The AP stack pool; allocated once, so the floor's run and the real bring-up share it.
+  nonisolated(unsafe) private static var stackPool: UnsafeMutableRawPointer? = nil
+
+  private static func installTrampoline(apCount: Int, policy: Policy, entry: UInt64 = KernelSymbols.apEntry) {
     // A stack for every AP, and one more for each in case all of them need a retry.
     let stackCount = 2 * apCount
-    let pool = KernelHeap.allocate(bytes: stackCount * policy.stackSize, alignment: 4096)
+    let pool =
+      stackPool ?? KernelHeap.allocate(bytes: stackCount * policy.stackSize, alignment: 4096)
+    stackPool = pool
     Trampoline.install(
       TrampolineParameters(
-        cr3: CPUInstructions.readCR3(), entry: KernelSymbols.apEntry,
+        cr3: CPUInstructions.readCR3(), entry: entry,
         stackBase: UInt64(UInt(bitPattern: pool)), stackSize: UInt64(policy.stackSize),
         stackCount: UInt64(stackCount), nextTicket: 0,
         gsBase: KernelSymbols.earlyPerCPUForAPs,
@@ -174,4 +181,51 @@ enum APStartup {
   private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu.rawValue) == .online }
 
   private static func apicID(_ cpu: CPUIndex) -> APICID { CPUs.apicID(of: cpu) }
+
+  // MARK: The bring-up floor
+
+  /// The same INIT-SIPI-SIPI to CPUs 1..<count, with APs that only stamp their arrival
+  /// and halt (`ap_floor_entry`, no Swift): the cost QEMU and the trampoline impose,
+  /// against which the real bring-up is measured. Run twice, and the second run timed,
+  /// so the trampoline's code is as warm as it is for the real bring-up that follows.
+  /// Returns nanoseconds from the first INIT to the last arrival, nil if an AP did not
+  /// count in within 2 s. Boot CPU, before `bringUp`: the APs are then `possible`,
+  /// never online, so the real bring-up's INIT may reset them.
+  static func measureFloor(count: Int, policy: Policy) -> UInt64? {
+    guard count > 1 else { return nil }
+    var result: UInt64? = nil
+    for _ in 0..<2 {
+      result = floorRun(count: count, policy: policy)
+      guard result != nil else { return nil }
+    }
+    return result
+  }
+
+  private static func floorRun(count: Int, policy: Policy) -> UInt64? {
+    let targets = CPUSet((1..<count).map { CPUIndex($0) })
+    installTrampoline(apCount: count - 1, policy: policy, entry: KernelSymbols.apFloorEntry)
+    KernelSymbols.floorCount.pointee.store(0, ordering: .relaxed)
+    let start = CPUInstructions.readTSC()
+    sendINIT(to: targets)
+    sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10)
+    let deadline = start &+ Clock.nanosecondsToTicks(2_000_000_000)
+    // Acquire pairs with the APs' `lock inc` (a full barrier): their stamps are written.
+    while KernelSymbols.floorCount.pointee.load(ordering: .acquiring) < UInt64(count - 1) {
+      guard CPUInstructions.readTSC() < deadline else {
+        log("bench: bring-up floor: only \(KernelSymbols.floorCount.pointee.load(ordering: .relaxed)) of \(count - 1) APs counted in within 2 s")
+        return nil
+      }
+      // Nap like the real wait does, so the boot CPU leaves the host's cores to the APs;
+      // the APs send no wake-up, so the timer ends each nap.
+      X86_64Platform.waitForInterrupt(atMost: 100_000)
+      CPUInstructions.disableInterrupts()
+    }
+    LocalAPIC.stopTimer()
+    let tickets = Int(Trampoline.parameters.pointee.nextTicket)
+    var last = start
+    for ticket in 0..<min(tickets, 2 * (count - 1)) {
+      last = max(last, KernelSymbols.floorArrivals[ticket])
+    }
+    return Clock.ticksToNanoseconds(last &- start)
+  }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 @_extern(c, "kernel_symbols") private func kernel_symbols() -> UnsafePointer<UInt64>
 
 /// Addresses known only to the linker and the asm files (Boot/cpu.asm,
@@ -6,7 +8,7 @@ enum KernelSymbols {
   private enum Slot: Int {
     case kernelStart, kernelEnd, trampolineStart, trampolineEnd, trampolineLayout
     case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry, consoleRing
-    case earlyIDTStorage, bootGDT
+    case earlyIDTStorage, bootGDT, apFloorEntry, floorCount, floorArrivals
   }
 
   private static func address(_ slot: Slot) -> UInt64 { kernel_symbols()[slot.rawValue] }
@@ -42,6 +44,16 @@ enum KernelSymbols {
   /// boot.asm's flat GDT (null, code32, data, code64), which each CPU's own GDT copies.
   static var bootGDT: UnsafePointer<UInt64> {
     UnsafePointer(bitPattern: UInt(address(.bootGDT)))!
+  }
+  /// `ap_floor_entry` (Boot/trampoline.asm): an AP entry that only stamps its arrival,
+  /// counts itself in and halts, for the bring-up floor.
+  static var apFloorEntry: UInt64 { address(.apFloorEntry) }
+  /// The floor's arrival counter, and its TSC stamps indexed by stack ticket.
+  static var floorCount: UnsafeMutablePointer<Atomic<UInt64>> {
+    UnsafeMutablePointer(bitPattern: UInt(address(.floorCount)))!
+  }
+  static var floorArrivals: UnsafeMutablePointer<UInt64> {
+    UnsafeMutablePointer(bitPattern: UInt(address(.floorArrivals)))!
   }
   /// The per-CPU header APs use before they find their slot (CPU index -1).
   static var earlyPerCPUForAPs: UInt64 { address(.earlyPerCPUForAPs) }
