@@ -41,7 +41,8 @@ extension SMPTests {
       while bench.takeovers.load(ordering: .relaxed) == 0 && HostClock.now() < deadline { usleep(1000) }
       bench.resume.signal()
       for done in [victim] + others {
-        try #require(done.wait(timeout: .now() + 20) == .success, "a writer hung: \(bench.ring.cursorSnapshot)")
+        try #require(
+          done.wait(timeout: .now() + 20) == .success, "a writer hung: \(bench.ring.cursorSnapshot)")
       }
       LogRingBench.setOwner(100)
       bench.ring.flush()
@@ -69,7 +70,11 @@ extension SMPTests {
         if fields.count == 3, let id = UInt16(fields[0].dropFirst()), let sequence = Int(fields[1]),
           text == Self.line(id, sequence)
         {
-          if seen[id]?.contains(sequence) == true { duplicates += 1 } else { seen[id, default: []].append(sequence) }
+          if seen[id]?.contains(sequence) == true {
+            duplicates += 1
+          } else {
+            seen[id, default: []].append(sequence)
+          }
           continue
         }
         cutOff += 1
@@ -79,7 +84,8 @@ extension SMPTests {
       for id in Self.writers {
         #expect(seen[id] == Array(0..<Self.linesPerWriter), "writer \(id): lines lost or out of order")
       }
-      #expect(cutOff + duplicates + blanks <= takeovers, "\(cutOff) cut, \(duplicates) twice, \(blanks) blank")
+      #expect(
+        cutOff + duplicates + blanks <= takeovers, "\(cutOff) cut, \(duplicates) twice, \(blanks) blank")
       if cutOffVictimLine { #expect(cutOff >= 1, "the stalled line's start should show") }
     }
 
