@@ -4,14 +4,18 @@ import Synchronization
 ///
 /// The kernel cannot read its own serial output, so the verdict on the text is the
 /// harness's: every `console-burst` line must be whole (`Matrix.console`). In here the
-/// case checks that every CPU finished its burst within a bound.
+/// case checks that every CPU finished its burst within a bound. The second case forces a
+/// printer takeover (`ConsoleTakeoverCase`).
 enum ConsoleSuite {
   /// Lines each CPU prints.
   static let linesPerCPU = 20
 
   static let suite = KernelTestSuite(
     name: "console",
-    cases: [KernelTestCase(name: "concurrent_lines_stay_whole", run: concurrentLines)])
+    cases: [
+      KernelTestCase(name: "concurrent_lines_stay_whole", run: concurrentLines),
+      ConsoleTakeoverCase.testCase,
+    ])
 
   /// One CPU's burst. The payload is long so that an interleaving would be visible.
   static func burst() {

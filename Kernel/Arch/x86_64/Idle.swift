@@ -13,11 +13,11 @@ enum Idle {
     let block = PerCPU.current
     while true {
       CPUInstructions.disableInterrupts()
-      // Acquire pairs with the release in post(): the work's argument is visible.
-      let bits = block.pointee.threadWork.exchange(0, ordering: .acquiring)
-      if bits != 0 {
+      // The argument is read before the mailbox is freed (see IdleMailbox).
+      let taken = IdleMailbox.take(from: block.pointee.threadWork) { block.pointee.threadWorkInfo }
+      if let (bits, argument) = taken {
         let function = unsafeBitCast(bits, to: CallFunction.self)
-        let info = UnsafeMutableRawPointer(bitPattern: block.pointee.threadWorkInfo)
+        let info = UnsafeMutableRawPointer(bitPattern: argument)
         CPUInstructions.enableInterrupts()
         function(info)
         continue
@@ -26,22 +26,32 @@ enum Idle {
     }
   }
 
-  /// Asks CPU `cpu` to run `function(info)` from its idle loop, and wakes it. Returns
-  /// false if the CPU still had earlier work pending after 100 ms.
+  /// Asks CPU `cpu` to run `function(info)` from its idle loop, and wakes it. Waits up
+  /// to 100 ms for earlier work to be taken; of concurrent posters to one CPU, each
+  /// either claims the mailbox or keeps waiting, so no job is lost or given another's
+  /// argument. Returns false, having logged why, if the mailbox stayed busy. Thread
+  /// context (it may spin for 100 ms).
   @discardableResult
   static func post(_ function: CallFunction, _ info: UnsafeMutableRawPointer?, to cpu: Int) -> Bool {
     let block = PerCPU.block(cpu)
+    let work = unsafeBitCast(function, to: UInt.self)
     let start = Clock.nanoseconds()
-    while block.pointee.threadWork.load(ordering: .relaxed) != 0 {
-      if Clock.nanoseconds() &- start > 100_000_000 {
-        log("idle: CPU \(cpu) still has work pending after 100 ms; not posting more")
+    while !IdleMailbox.tryPost(
+      work, to: block.pointee.threadWork,
+      storingArgument: {
+        block.pointee.threadWorkInfo = UInt(bitPattern: info)
+      })
+    {
+      let waited = Clock.nanoseconds() &- start
+      if waited > 100_000_000 {
+        let me = PerCPU.currentIndexOrUnknown
+        log(
+          "idle: CPU \(me) found CPU \(cpu)'s work mailbox busy for \(Int(waited / 1_000_000)) ms; not posting"
+        )
         return false
       }
       CPUInstructions.pause()
     }
-    block.pointee.threadWorkInfo = UInt(bitPattern: info)
-    // Release pairs with the acquire in run(): the argument is written first.
-    block.pointee.threadWork.store(unsafeBitCast(function, to: UInt.self), ordering: .releasing)
     SMP.sendReschedule(to: CPUIndex(cpu))
     return true
   }
