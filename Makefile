@@ -17,7 +17,7 @@ BUILD   := build
 KERNEL  := $(BUILD)/kernel.elf
 IMAGE   := $(BUILD)/kernel.elf32
 
-# One whole-module Embedded Swift object from every kernel source (see DESIGN.md).
+# One whole-module Embedded Swift object from every kernel source (docs/architecture.md).
 SWIFT_DIRS    := Kernel/Core Kernel/SMP Kernel/Sched Kernel/Arch/x86_64 Kernel/Init \
                  Kernel/Runtime Tests/KernelTests
 SWIFT_SOURCES := $(shell find $(SWIFT_DIRS) -name '*.swift' 2>/dev/null | sort)
@@ -54,7 +54,10 @@ $(BUILD)/boot/%.o: Boot/%.asm Boot/layout.inc | $(BUILD)/boot
 	@echo "  NASM    $<"
 	@$(NASM) -f elf64 -w+all -o $@ $<
 
-$(BUILD)/swift.o: $(SWIFT_SOURCES) Makefile | $(BUILD)
+# The dependency direction is checked before every compile (docs/architecture.md).
+$(BUILD)/swift.o: $(SWIFT_SOURCES) Makefile scripts/check-layers.py | $(BUILD)
+	@echo "  LAYERS  scripts/check-layers.py"
+	@python3 scripts/check-layers.py
 	@echo "  SWIFTC  $(words $(SWIFT_SOURCES)) files -> $@"
 	@$(SWIFTC) $(SWIFT_FLAGS) -c $(SWIFT_SOURCES) -o $@
 

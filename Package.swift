@@ -1,5 +1,5 @@
 // swift-tools-version: 6.0
-// Host side of Lockstep: the portable kernel code (Kernel/Core, Kernel/SMP) built
+// Host side of Lockstep: the portable kernel code (Kernel/Core, SMP, Sched, Runtime) built
 // as an ordinary library for `swift test`, and the QEMU test harness.
 // The kernel image itself is built by the Makefile (Embedded Swift + nasm).
 import PackageDescription
@@ -11,8 +11,8 @@ let package = Package(
     .target(
       name: "LockstepKernel",
       path: "Kernel",
-      exclude: ["Arch", "Init", "Runtime"],
-      sources: ["Core", "SMP", "Sched"],
+      exclude: ["Arch", "Init"],
+      sources: ["Core", "SMP", "Sched", "Runtime"],
       swiftSettings: [.enableExperimentalFeature("Extern")]
     ),
     .testTarget(name: "HostTests", dependencies: ["LockstepKernel"], path: "Tests/HostTests"),

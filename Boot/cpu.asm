@@ -125,7 +125,7 @@ FUNC cpu_triple_fault           ; empty IDT, then a breakpoint: #BP -> #GP -> #D
     ret
 
 ; Addresses that only the linker and the asm files know, handed to Swift as one table
-; (KernelSymbols in Descriptors.swift mirrors the order).
+; (KernelSymbols in KernelSymbols.swift mirrors the order).
 extern __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
 extern isr_stub_table, early_percpu_ap, boot_stack_top, ap_entry, boot_gdt
 extern ap_floor_entry, floor_count, floor_arrivals

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build-time guard over the linked kernel (DESIGN.md principles 10 and the build facts):
+# Build-time guard over the linked kernel (docs/architecture.md, principle 10 and the build facts):
 #  - no SSE/AVX register anywhere: interrupt stubs do not save FPU/SIMD state;
 #  - no call to swift_once: a lazily initialised global could spin forever in an NMI
 #    or stop path if the stopped CPU held its once-lock. Globals must be static.

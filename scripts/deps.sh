@@ -16,6 +16,7 @@ need_package() { # package (no command to probe)
 need_command nasm nasm
 need_command qemu-system-x86_64 qemu-system-x86
 need_command objcopy binutils
+need_command python3 python3   # scripts/check-layers.py
 need_package gcc-multilib
 need_package libc6-dev
 

@@ -1,42 +1,14 @@
-// The kernel command-line keys Lockstep recognises, and the byte-level grammar of their
-// names and integer values. `BootParameters` applies them.
+// Command-line keys: what a key is (name, how it takes a value, which values it allows),
+// the keys the kernel itself reads, and the byte-level grammar of names and integers.
+// `BootParameters` applies them. Layers above Core add keys of their own (the test-only
+// fault injections, the test runner's `ktest=`); nothing here names those.
 
-/// A command-line key Lockstep recognises: this enum is the static list of them.
+/// One command-line key Lockstep recognises.
 ///
 /// Names match as Linux's `parameq()` does: `-` and `_` are interchangeable.
-enum BootParameterKey: Int, CaseIterable {
-  /// `nosmp`: run on the boot CPU only. Linux: early_param("nosmp").
-  case nosmp
-  /// `bench`: run the in-kernel benchmarks.
-  case bench
-  /// `maxcpus=N`: CPUs brought online at boot; 0 disables SMP. Linux: setup_max_cpus.
-  case maxcpus
-  /// `nr_cpus=N`: hard limit on possible CPUs, N > 0; only lowers. Linux: nr_cpu_ids.
-  case nrCPUs
-  /// `ktest=a,b,c`: in-kernel test suites to run, in order.
-  case ktest
-  /// `ap_timeout_ms=N`: a bring-up attempt ends when no AP has come online for N ms.
-  case apTimeoutMS
-  /// `test_dead_ap=N`: test only; the AP of CPU index N (not the boot CPU) skips its start-up.
-  case testDeadAP
-  /// `test_slow_ap=N:MS`: test only; CPU N's AP waits MS ms before it tries to go online.
-  case testSlowAP
-  /// `test_early_ap_fault=N`: test only; CPU N's AP faults at its first Swift instruction.
-  case testEarlyAPFault
-  /// `csd_timeout_ms=N`: cross-call watchdog; a call unanswered this long is reported.
-  case csdTimeoutMS
-  /// `panic_on_ipistall=N`: a cross-call wait longer than N ms panics; 0 (the default)
-  /// never does. Linux: the csdlock_debug `panic_on_ipistall` parameter.
-  case panicOnIPIStall
-  /// `bench_boots=N`: how many boots a benchmark run spans.
-  case benchBoots
-  /// `torture_ops=N`: cross-calls the `torture` suite makes in all, spread over the CPUs.
-  case tortureOps
-  /// `torture_seed=N`: seed of the `torture` suite's random choices (default: the TSC).
-  case tortureSeed
-
+public struct BootParameterKey: Sendable {
   /// How a key takes its value.
-  enum Kind {
+  public enum Kind: Sendable {
     /// A bare word; `key=value` is an error.
     case flag
     /// `key=N`, N decimal or `0x` hex, validated when parsed.
@@ -48,75 +20,60 @@ enum BootParameterKey: Int, CaseIterable {
   }
 
   /// The key as written on the command line.
-  var name: StaticString {
-    switch self {
-    case .nosmp: "nosmp"
-    case .bench: "bench"
-    case .maxcpus: "maxcpus"
-    case .nrCPUs: "nr_cpus"
-    case .ktest: "ktest"
-    case .apTimeoutMS: "ap_timeout_ms"
-    case .testDeadAP: "test_dead_ap"
-    case .testSlowAP: "test_slow_ap"
-    case .testEarlyAPFault: "test_early_ap_fault"
-    case .panicOnIPIStall: "panic_on_ipistall"
-    case .csdTimeoutMS: "csd_timeout_ms"
-    case .benchBoots: "bench_boots"
-    case .tortureOps: "torture_ops"
-    case .tortureSeed: "torture_seed"
-    }
-  }
-
+  public let name: StaticString
   /// How this key takes its value.
-  var kind: Kind {
-    switch self {
-    case .nosmp, .bench: .flag
-    case .ktest: .list
-    case .testSlowAP: .pair
-    case .maxcpus, .nrCPUs, .apTimeoutMS, .testDeadAP, .testEarlyAPFault, .csdTimeoutMS,
-      .panicOnIPIStall, .benchBoots, .tortureOps, .tortureSeed:
-      .integer
-    }
+  public let kind: Kind
+  /// The values an `integer` key (or the first number of a `pair`) allows; others are
+  /// reported out of range and ignored.
+  public let allowed: ClosedRange<Int>
+  /// The values the second number of a `pair` allows.
+  public let allowedSecond: ClosedRange<Int>
+
+  /// A key named `name` taking its value as `kind` says, within `allowed` (and, for a
+  /// pair, `allowedSecond`).
+  public init(
+    _ name: StaticString, _ kind: Kind, allowed: ClosedRange<Int> = 0...Int.max,
+    allowedSecond: ClosedRange<Int> = 0...Int.max
+  ) {
+    self.name = name
+    self.kind = kind
+    self.allowed = allowed
+    self.allowedSecond = allowedSecond
   }
 
-  /// Whether a syntactically valid integer is allowed for this key (for a `pair`, its
-  /// first number; `acceptsSecond` checks the other).
-  ///
-  /// Timeouts refuse 0 and absurd values: a zero bound turns a wait into a storm of
-  /// reports or a boot that gives up on every AP, and a bound of days is a typo.
-  /// - Parameter value: the parsed, non-negative value.
-  /// - Returns: `false` if the value must be reported as out of range and ignored.
-  func accepts(_ value: Int) -> Bool {
-    switch self {
-    // Linux ignores nr_cpus <= 0 (`if (nr_cpus > 0 && ...)`).
-    case .nrCPUs: value > 0
-    // The boot CPU runs this code; only an AP can be told to misbehave.
-    case .testDeadAP, .testSlowAP, .testEarlyAPFault: value >= 1 && value < maxCPUs
-    case .apTimeoutMS: (1...10_000).contains(value)
-    case .csdTimeoutMS: (1...60_000).contains(value)
-    // 0 means never, as in Linux.
-    case .panicOnIPIStall: value <= 600_000
-    default: true
-    }
+  // The kernel's own keys. Timeouts refuse 0 and absurd values: a zero bound turns a
+  // wait into a storm of reports or a boot that gives up on every AP, and a bound of
+  // days is a typo.
+
+  /// `nosmp`: run on the boot CPU only. Linux: early_param("nosmp").
+  public static var nosmp: BootParameterKey { BootParameterKey("nosmp", .flag) }
+  /// `maxcpus=N`: CPUs brought online at boot; 0 disables SMP. Linux: setup_max_cpus.
+  public static var maxcpus: BootParameterKey { BootParameterKey("maxcpus", .integer) }
+  /// `nr_cpus=N`: hard limit on possible CPUs, N > 0; only lowers. Linux: nr_cpu_ids
+  /// (Linux ignores nr_cpus <= 0).
+  public static var nrCPUs: BootParameterKey { BootParameterKey("nr_cpus", .integer, allowed: 1...Int.max) }
+  /// `ap_timeout_ms=N`: a bring-up attempt ends when no AP has come online for N ms.
+  public static var apTimeoutMS: BootParameterKey {
+    BootParameterKey("ap_timeout_ms", .integer, allowed: 1...10_000)
+  }
+  /// `csd_timeout_ms=N`: cross-call watchdog; a call unanswered this long is reported.
+  public static var csdTimeoutMS: BootParameterKey {
+    BootParameterKey("csd_timeout_ms", .integer, allowed: 1...60_000)
+  }
+  /// `panic_on_ipistall=N`: a cross-call wait longer than N ms panics; 0 (the default)
+  /// never does. Linux: the csdlock_debug `panic_on_ipistall` parameter.
+  public static var panicOnIPIStall: BootParameterKey {
+    BootParameterKey("panic_on_ipistall", .integer, allowed: 0...600_000)
   }
 
-  /// Whether the second number of a `pair` key is allowed.
-  func acceptsSecond(_ value: Int) -> Bool {
-    switch self {
-    case .testSlowAP: value <= 60_000
-    default: true
-    }
+  /// Every key the kernel itself reads.
+  public static var kernel: [BootParameterKey] {
+    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall]
   }
 
-  /// The key whose name is `name`, treating `-` and `_` alike.
-  ///
-  /// - Parameter name: the bytes before `=` in a command-line token.
-  /// - Returns: the key, or `nil` if it is not recognised.
-  static func matching(_ name: UnsafeRawBufferPointer) -> BootParameterKey? {
-    for key in allCases where key.name.withUTF8Buffer({ sameName(name, $0) }) {
-      return key
-    }
-    return nil
+  /// Whether this key is called `name` (`-` and `_` alike).
+  func matches(_ name: UnsafeRawBufferPointer) -> Bool {
+    self.name.withUTF8Buffer { Self.sameName(name, $0) }
   }
 
   /// Compares two parameter names byte by byte, `-` equal to `_` (Linux: parameq()).

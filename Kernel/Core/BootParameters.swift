@@ -1,4 +1,5 @@
-// The kernel command line: which CPUs to bring up, which in-kernel tests to run.
+// The kernel command line: which CPUs to bring up, and whatever else the keys it is
+// parsed with describe (the image adds its test keys, such as `ktest=`).
 //
 // Semantics follow Linux's kernel/smp.c (`nosmp`, `maxcpus=`, `nr_cpus=`, smp_init()):
 // `nr_cpus` is the hard limit on possible CPUs, `maxcpus` only limits how many are brought
@@ -49,17 +50,18 @@ public struct BootParameters: Sendable {
   public var maxCPUs: Int?
   /// `nr_cpus=N` hard limit on possible CPUs (Linux: nr_cpu_ids), N > 0; `nil` means none.
   public var nrCPUs: Int?
-  /// Suite names from `ktest=a,b,c`, in order, empty names skipped.
-  public var ktests: [[UInt8]] = []
   /// Everything wrong with the command line, in the order found.
   public var diagnostics: [BootParameterDiagnostic] = []
-  /// The value bytes of each recognised key's last valid occurrence, indexed by
-  /// `BootParameterKey.rawValue`; an empty array for a flag that is present.
+  /// The keys recognised: the kernel's own and those the caller added.
+  private let keys: [BootParameterKey]
+  /// The value bytes of each recognised key's last valid occurrence, indexed like
+  /// `keys`; an empty array for a flag that is present.
   private var settings: [[UInt8]?]
 
-  /// Creates the parameters of an empty command line.
-  public init() {
-    settings = Array(repeating: nil, count: BootParameterKey.allCases.count)
+  /// The parameters of an empty command line that knows the kernel's keys and `extraKeys`.
+  public init(extraKeys: [BootParameterKey] = []) {
+    keys = BootParameterKey.kernel + extraKeys
+    settings = Array(repeating: nil, count: keys.count)
   }
 
   /// Parses a command line.
@@ -67,17 +69,31 @@ public struct BootParameters: Sendable {
   /// Tokens are separated by spaces, tabs and newlines; a NUL byte ends the line. Each token
   /// is `key` or `key=value`; a later occurrence of a key overrides an earlier one, as in
   /// Linux. A bad token is reported in `diagnostics` and has no effect.
-  /// - Parameter commandLine: the command-line bytes (any content, any length).
+  /// - Parameters:
+  ///   - commandLine: the command-line bytes (any content, any length).
+  ///   - extraKeys: keys recognised besides the kernel's own (`BootParameterKey.kernel`).
   /// - Returns: the parameters.
-  public static func parse(_ commandLine: UnsafeRawBufferPointer) -> BootParameters {
-    var parameters = BootParameters()
+  public static func parse(
+    _ commandLine: UnsafeRawBufferPointer, extraKeys: [BootParameterKey] = []
+  ) -> BootParameters {
+    var parameters = BootParameters(extraKeys: extraKeys)
     var position = 0
     while let token = nextToken(in: commandLine, from: &position) {
       parameters.apply(UnsafeRawBufferPointer(rebasing: commandLine[token]))
     }
-    let nosmp = parameters.settings[BootParameterKey.nosmp.rawValue] != nil
-    parameters.smpDisabled = nosmp || parameters.maxCPUs == 0
+    parameters.maxCPUs = parameters.integer("maxcpus")
+    parameters.nrCPUs = parameters.integer("nr_cpus")
+    parameters.smpDisabled = parameters.has("nosmp") || parameters.maxCPUs == 0
     return parameters
+  }
+
+  /// The index in `keys` of the key called `name`, if recognised.
+  private func index(of name: UnsafeRawBufferPointer) -> Int? {
+    keys.firstIndex { $0.matches(name) }
+  }
+
+  private func index(of name: StaticString) -> Int? {
+    name.withUTF8Buffer { index(of: UnsafeRawBufferPointer($0)) }
   }
 
   /// Finds the next token at or after `position` and moves `position` past it.
@@ -112,68 +128,62 @@ public struct BootParameters: Sendable {
     let name = UnsafeRawBufferPointer(rebasing: token[..<nameEnd])
     let value =
       nameEnd < token.count ? UnsafeRawBufferPointer(rebasing: token[(nameEnd + 1)...]) : nil
-    guard let key = BootParameterKey.matching(name) else {
+    guard let slot = index(of: name) else {
       let unknown = BootParameterDiagnostic.unknown(name: Array(name))
       if !diagnostics.contains(unknown) {
         diagnostics.append(unknown)
       }
       return
     }
-    switch (key.kind, value) {
+    switch (keys[slot].kind, value) {
     case (.flag, nil):
-      settings[key.rawValue] = []
+      settings[slot] = []
     case (.flag, _):
-      settings[key.rawValue] = []
+      settings[slot] = []
       diagnostics.append(.unexpectedValue(name: Array(name)))
     case (_, nil):
       diagnostics.append(.missingValue(name: Array(name)))
     case (.list, let value?):
-      settings[key.rawValue] = Array(value)
-      ktests = Self.names(in: value)
+      settings[slot] = Array(value)
     case (.integer, let value?):
-      applyInteger(key, name: name, value: value)
+      applyInteger(slot, name: name, value: value)
     case (.pair, let value?):
-      applyPair(key, name: name, value: value)
+      applyPair(slot, name: name, value: value)
     }
   }
 
   /// Validates and stores `key=value` for an integer key.
   private mutating func applyInteger(
-    _ key: BootParameterKey, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
+    _ slot: Int, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
   ) {
     guard let number = BootParameterKey.integer(value) else {
       diagnostics.append(.malformed(name: Array(name), value: Array(value)))
       return
     }
-    guard key.accepts(number) else {
+    guard keys[slot].allowed.contains(number) else {
       diagnostics.append(.outOfRange(name: Array(name), value: number))
       return
     }
-    settings[key.rawValue] = Array(value)
-    if key == .maxcpus {
-      maxCPUs = number
-    } else if key == .nrCPUs {
-      nrCPUs = number
-    }
+    settings[slot] = Array(value)
   }
 
   /// Validates and stores `key=N:M` for a pair key.
   private mutating func applyPair(
-    _ key: BootParameterKey, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
+    _ slot: Int, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer
   ) {
     guard let (first, second) = Self.pair(in: value) else {
       diagnostics.append(.malformed(name: Array(name), value: Array(value)))
       return
     }
-    guard key.accepts(first) else {
+    guard keys[slot].allowed.contains(first) else {
       diagnostics.append(.outOfRange(name: Array(name), value: first))
       return
     }
-    guard key.acceptsSecond(second) else {
+    guard keys[slot].allowedSecond.contains(second) else {
       diagnostics.append(.outOfRange(name: Array(name), value: second))
       return
     }
-    settings[key.rawValue] = Array(value)
+    settings[slot] = Array(value)
   }
 
   /// Splits `N:M` into its two integers; nil unless there is exactly one colon and
@@ -208,8 +218,7 @@ public struct BootParameters: Sendable {
   /// - Returns: N (decimal or `0x` hex), or `nil` if the key is absent, unrecognised, a flag,
   ///   or its value is not an integer.
   public func integer(_ key: StaticString) -> Int? {
-    let found = key.withUTF8Buffer { BootParameterKey.matching(UnsafeRawBufferPointer($0)) }
-    guard let found, found.kind != .flag, let value = settings[found.rawValue] else {
+    guard let slot = index(of: key), keys[slot].kind != .flag, let value = settings[slot] else {
       return nil
     }
     return value.withUnsafeBytes { BootParameterKey.integer($0) }
@@ -220,11 +229,21 @@ public struct BootParameters: Sendable {
   /// - Parameter key: a pair key's name, such as `"test_slow_ap"`.
   /// - Returns: (N, M), or `nil` if the key is absent, not a pair key, or was invalid.
   public func pair(_ key: StaticString) -> (Int, Int)? {
-    let found = key.withUTF8Buffer { BootParameterKey.matching(UnsafeRawBufferPointer($0)) }
-    guard let found, found.kind == .pair, let value = settings[found.rawValue] else {
+    guard let slot = index(of: key), keys[slot].kind == .pair, let value = settings[slot] else {
       return nil
     }
     return value.withUnsafeBytes { Self.pair(in: $0) }
+  }
+
+  /// The names of a recognised list key given as `key=a,b,c`, in order, empty names
+  /// skipped; empty if the key is absent or not a list key.
+  ///
+  /// - Parameter key: a list key's name, such as `"ktest"`.
+  public func list(_ key: StaticString) -> [[UInt8]] {
+    guard let slot = index(of: key), keys[slot].kind == .list, let value = settings[slot] else {
+      return []
+    }
+    return value.withUnsafeBytes { Self.names(in: $0) }
   }
 
   /// Whether a recognised flag was given.
@@ -232,9 +251,8 @@ public struct BootParameters: Sendable {
   /// - Parameter flag: a flag name, such as `"bench"`.
   /// - Returns: `true` if the bare flag appeared; `false` for value keys and unknown names.
   public func has(_ flag: StaticString) -> Bool {
-    let found = flag.withUTF8Buffer { BootParameterKey.matching(UnsafeRawBufferPointer($0)) }
-    guard let found, found.kind == .flag else { return false }
-    return settings[found.rawValue] != nil
+    guard let slot = index(of: flag), keys[slot].kind == .flag else { return false }
+    return settings[slot] != nil
   }
 
   /// The CPU limits for a machine with `presentCPUs` CPUs.

@@ -1,13 +1,13 @@
 // CPU identity: the dense logical CPU number and the sparse hardware APIC ID.
 //
-// Lockstep keeps the two apart on purpose (DESIGN.md, principle 3): a `CPUIndex` indexes
+// Lockstep keeps the two apart on purpose (docs/architecture.md, principle 3): a `CPUIndex` indexes
 // per-CPU arrays and CPU sets, an `APICID` is only ever written into an interrupt command.
 // The one map between them is `CPUTable`.
 
 /// The largest number of CPUs Lockstep supports; CPU sets and per-CPU arrays are sized by it.
 ///
 /// QEMU's largest x86 machine (q35, 288 vCPUs) fits. This is the only fixed CPU limit in
-/// the kernel (DESIGN.md, principle 8).
+/// the kernel (docs/architecture.md, principle 8).
 /// Linux: NR_CPUS
 public let maxCPUs = 512
 
@@ -84,4 +84,20 @@ public struct APICID: Hashable, Comparable, Sendable {
   public static func < (lhs: APICID, rhs: APICID) -> Bool {
     lhs.rawValue < rhs.rawValue
   }
+}
+
+/// An interrupt vector: an index into the IDT, 0...255 (Intel SDM Vol. 3A §6.2). 0-31
+/// are the architecture's exceptions; the kernel names the others it assigns.
+public struct Vector: Hashable, Sendable {
+  /// The vector number.
+  public let rawValue: UInt8
+
+  /// Wraps a vector number.
+  public init(_ rawValue: UInt8) {
+    self.rawValue = rawValue
+  }
+
+  /// Whether this is one of the architecture's exceptions (0-31) rather than an
+  /// interrupt.
+  public var isException: Bool { rawValue < 32 }
 }

@@ -1,7 +1,7 @@
 // A set of CPUs as a fixed-size bitmap, the analogue of Linux's `struct cpumask`.
 //
 // The bitmap is a value stored inline (no heap), so it can be built and passed on IRQ, NMI
-// and stop paths, which must never allocate (DESIGN.md, principle 10).
+// and stop paths, which must never allocate (docs/architecture.md, principle 10).
 
 /// A set of logical CPUs: one bit per `CPUIndex` in `0..<maxCPUs`.
 ///

@@ -1,4 +1,4 @@
-// The one map between logical CPU numbers and APIC IDs (DESIGN.md, principle 3).
+// The one map between logical CPU numbers and APIC IDs (docs/architecture.md, principle 3).
 //
 // Numbers are dense and assigned once at boot from the MADT: the boot CPU is 0, then every
 // enabled processor in table order. Linux does the same through

@@ -119,8 +119,8 @@ public struct InterruptCommand: Equatable, Sendable {
   ///   - vector: the IDT vector, 32...255.
   ///   - destination: the target APIC ID.
   /// - Returns: the command (xAPIC low word 0x00004000 | vector).
-  public static func fixed(_ vector: UInt8, to destination: APICID) -> InterruptCommand {
-    InterruptCommand(vector: vector, deliveryMode: .fixed, destination: destination)
+  public static func fixed(_ vector: Vector, to destination: APICID) -> InterruptCommand {
+    InterruptCommand(vector: vector.rawValue, deliveryMode: .fixed, destination: destination)
   }
 
   /// A non-maskable interrupt, for stopping a CPU that does not answer IPIs.

@@ -93,6 +93,10 @@ public struct LogLine: ExpressibleByStringInterpolation, Sendable {
     public mutating func appendLiteral(_ literal: StaticString) { line.append(literal) }
     public mutating func appendInterpolation(_ text: StaticString) { line.append(text) }
     public mutating func appendInterpolation(_ value: Int) { line.append(decimal: value) }
+    /// A CPU number, or `?` for `CPUIndex.unknown`.
+    public mutating func appendInterpolation(_ cpu: CPUIndex) {
+      if cpu.isKnown { line.append(decimal: cpu.rawValue) } else { line.append("?") }
+    }
     public mutating func appendInterpolation(_ value: UInt64) {
       line.append(unsigned: value, radix: 10, minimumDigits: 1)
     }

@@ -63,10 +63,14 @@ public struct RSDP: Equatable, Sendable {
       xsdtAddress: xsdtAddress == 0 ? nil : xsdtAddress)
   }
 
-  /// Whether the bytes start with `"RSD PTR "`.
-  private static func hasSignature(_ bytes: UnsafeRawBufferPointer) -> Bool {
+  /// Whether the bytes start with `"RSD PTR "` (the firmware scan's first test).
+  ///
+  /// - Parameter bytes: candidate bytes; fewer than 8 never match.
+  /// - Returns: `true` if the signature is there.
+  public static func hasSignature(_ bytes: UnsafeRawBufferPointer) -> Bool {
     let expected: StaticString = "RSD PTR "
     return expected.withUTF8Buffer { utf8 in
+      guard bytes.count >= utf8.count else { return false }
       for index in 0..<utf8.count where bytes[index] != utf8[index] {
         return false
       }

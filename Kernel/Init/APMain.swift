@@ -10,7 +10,7 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   BootFaultInjection.faultIfChosenEarly()
   LocalAPIC.enable()
   let apicID = LocalAPIC.currentID()
-  guard let cpu = CPUs.index(of: apicID) else {
+  guard let cpu = CPUs.cpu(for: apicID) else {
     // Never INIT'd by the boot CPU (it is in no table), so it may speak.
     log("smp: AP with APIC ID \(apicID.rawValue) (ticket \(ticket)) has no CPU slot; halting")
     Idle.parkForever()
@@ -21,7 +21,6 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   block.pointee.stackTop = stackTop
   block.pointee.stackBottom = stackTop - Trampoline.parameters.pointee.stackSize
   PerCPU.loadDescriptors(block)
-  recordSelf(block, apicID: apicID)
   BootFaultInjection.delayIfSlow(cpu)
   block.pointee.onlineTSC = CPUInstructions.readTSC()
   guard block.pointee.lifecycle.join(attempt: UInt32(startupPage)) == .joined else {
@@ -33,14 +32,4 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   }
   APStartup.wakeWaiter()
   Idle.run()
-}
-
-/// Records what the CPU sees of itself through GS and the stack pointer, for the
-/// `boot` suite to check against what the boot CPU assigned.
-func recordSelf(_ block: UnsafeMutablePointer<PerCPU>, apicID: APICID) {
-  block.pointee.observed = SelfObservation(
-    gsSelf: CPUInstructions.readPerCPU(PerCPU.selfOffset),
-    gsIndex: CPUInstructions.readPerCPU(PerCPU.indexOffset),
-    stackPointer: CPUInstructions.readStackPointer(),
-    hardwareAPICID: apicID.rawValue)
 }

@@ -30,25 +30,26 @@ enum BootCPUs {
       "smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")"
     )
     CPUs.setUp(table)
-    SMP.setUp(
+    X86_64Platform.setUpCalls(
       watchdogTimeoutMilliseconds: parameters.integer("csd_timeout_ms") ?? 1000,
       panicAfterMilliseconds: parameters.integer("panic_on_ipistall") ?? 0)
-    let boot = PerCPU.block(0)
+    let boot = PerCPU.block(.boot)
     PerCPU.install(boot)
     boot.pointee.stackTop = KernelSymbols.bootStackTop
     boot.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
     PerCPU.loadDescriptors(boot)
-    recordSelf(boot, apicID: bootAPIC)
     boot.pointee.lifecycle.markBootCPUOnline()
     return limits
   }
 
-  /// Starts the APs the limits allow.
-  static func startSecondaries(limits: CPULimits, parameters: BootParameters) -> APStartup.Outcome {
+  /// Starts the APs the limits allow, measuring the bring-up floor first if asked.
+  static func startSecondaries(
+    limits: CPULimits, parameters: BootParameters, measureFloor: Bool
+  ) -> APStartup.Outcome {
     BootFaultInjection.configure(parameters)
     let timeout = parameters.integer("ap_timeout_ms") ?? defaultAPTimeoutMilliseconds
     let policy = APStartup.Policy(quietNanoseconds: UInt64(timeout) * 1_000_000)
-    let floor = parameters.has("bench") ? APStartup.measureFloor(count: limits.bootOnline, policy: policy) : nil
+    let floor = measureFloor ? APStartup.measureFloor(count: limits.bootOnline, policy: policy) : nil
     var outcome = APStartup.bringUp(count: limits.bootOnline, policy: policy)
     outcome.floorNanoseconds = floor
     return outcome
@@ -59,16 +60,16 @@ enum BootCPUs {
     let online = CPUs.online
     log("Brought up \(online.count) CPUs")
     var apicIDs: [Int] = []
-    for index in 0..<CPUs.count {
-      let block = PerCPU.block(index)
-      let state = CPUs.state(of: index)
+    for cpu in CPUs.possible {
+      let block = PerCPU.block(cpu)
+      let state = CPUs.state(of: cpu)
       let latency =
-        state == .online && index > 0
+        state == .online && cpu != .boot
         ? Clock.ticksToNanoseconds(block.pointee.onlineTSC &- outcome.firstINITTicks) / 1000 : 0
       log(
-        "  CPU \(index)  APIC \(block.pointee.apicID)  \(name(state))\(index == 0 ? "  (boot)" : "")  \(latency) us"
+        "  CPU \(cpu)  APIC \(block.pointee.apicID.rawValue)  \(name(state))\(cpu == .boot ? "  (boot)" : "")  \(latency) us"
       )
-      if state == .online { apicIDs.append(Int(block.pointee.apicID)) }
+      if state == .online { apicIDs.append(Int(block.pointee.apicID.rawValue)) }
     }
     // cpulist form, so 64 CPUs fit a line. APIC IDs are listed in CPU order, which
     // is ascending on every machine QEMU builds; cpulist needs ascending input.

@@ -38,13 +38,13 @@ enum BootMemory {
 enum BootCommandLine {
   /// Parses the Multiboot command line, reporting unknown and malformed parameters.
   /// The first word is the image's path (QEMU and GRUB put it there) and is skipped.
-  static func parse(_ multiboot: MultibootInfo) -> BootParameters {
+  static func parse(_ multiboot: MultibootInfo, extraKeys: [BootParameterKey]) -> BootParameters {
     let line = multiboot.commandLine
     var start = 0
     while start < line.count && line[start] != UInt8(ascii: " ") { start += 1 }
     let arguments = UnsafeRawBufferPointer(rebasing: line[start...])
     log("cmdline:\(bytes: arguments)")
-    let parameters = BootParameters.parse(arguments)
+    let parameters = BootParameters.parse(arguments, extraKeys: extraKeys)
     for diagnostic in parameters.diagnostics { log("cmdline: \(line: describe(diagnostic))") }
     return parameters
   }

@@ -16,9 +16,12 @@ struct MatrixTests {
     #expect(
       names == [
         "smp-1-pc", "smp-2-pc", "smp-3-pc", "smp-4-pc", "smp-8-pc", "smp-16-pc", "smp-64-pc",
+        "smp-255-pc", "smp-288-x2apic-kvm",
         "smp-4-q35", "smp-6-sparse", "no-acpi", "x2apic-kvm", "nosmp", "maxcpus-0",
         "maxcpus-2", "nr-cpus-3", "maxcpus-malformed", "nr-cpus-negative", "unknown-params",
-        "dead-ap-2", "fault-ud", "fault-pf", "fault-triple", "console-8", "console-64",
+        "dead-ap-2", "slow-ap-before-4", "slow-ap-across-4", "slow-ap-across-8", "slow-ap-after-8",
+        "demo-4-ap-timeout-1", "timeouts-zero", "ipi-csd-1ms", "ipi-panic-on-stall",
+        "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "console-8", "console-64",
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
         "torture-4", "torture-8", "demo-4",
       ])
@@ -97,7 +100,7 @@ struct MatrixTests {
   @Test func filterSelectsBySubstring() {
     #expect(
       CheckRun.configurations(matching: "fault").map(\.name) == [
-        "fault-ud", "fault-pf", "fault-triple",
+        "fault-ud", "fault-pf", "fault-triple", "fault-early-ap",
       ])
     #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
     #expect(CheckRun.configurations(matching: "zzz").isEmpty)

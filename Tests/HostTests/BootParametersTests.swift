@@ -1,9 +1,21 @@
 import LockstepKernel
 import Testing
 
-/// Parses a command line given as text.
+/// Keys as the kernel image adds them (Kernel/Init/BootFaultInjection.swift and
+/// Tests/KernelTests/KernelTests.swift, which the host does not build), so that the
+/// parser is tested with list, flag, integer and pair keys from outside Core.
+private let imageKeys = [
+  BootParameterKey("ktest", .list),
+  BootParameterKey("bench", .flag),
+  BootParameterKey("bench_boots", .integer),
+  BootParameterKey("test_dead_ap", .integer, allowed: 1...(maxCPUs - 1)),
+  BootParameterKey("test_slow_ap", .pair, allowed: 1...(maxCPUs - 1), allowedSecond: 0...60_000),
+  BootParameterKey("test_early_ap_fault", .integer, allowed: 1...(maxCPUs - 1)),
+]
+
+/// Parses a command line given as text, with the image's keys.
 private func parse(_ line: String) -> BootParameters {
-  Array(line.utf8).withUnsafeBytes { BootParameters.parse($0) }
+  Array(line.utf8).withUnsafeBytes { BootParameters.parse($0, extraKeys: imageKeys) }
 }
 
 /// The UTF-8 bytes of `text`.
@@ -18,7 +30,7 @@ struct BootParametersTests {
     #expect(!p.smpDisabled)
     #expect(p.maxCPUs == nil)
     #expect(p.nrCPUs == nil)
-    #expect(p.ktests.isEmpty)
+    #expect(p.list("ktest").isEmpty)
     #expect(p.diagnostics.isEmpty)
     #expect(!p.has("bench"))
     #expect(p.integer("maxcpus") == nil)
@@ -125,7 +137,7 @@ struct BootParametersTests {
     let p = parse("maxcpus=4 nr_cpus=2 maxcpus=1 nr_cpus=6 ktest=a ktest=b,c")
     #expect(p.maxCPUs == 1)
     #expect(p.nrCPUs == 6)
-    #expect(p.ktests == [bytes("b"), bytes("c")])
+    #expect(p.list("ktest") == [bytes("b"), bytes("c")])
     #expect(!parse("maxcpus=0 maxcpus=3").smpDisabled)
   }
 
@@ -159,13 +171,13 @@ struct BootParametersTests {
 
   @Test func ktestList() {
     let p = parse("ktest=boot,ipi")
-    #expect(p.ktests == [bytes("boot"), bytes("ipi")])
-    #expect(BootParameters.equals(p.ktests[0], "boot"))
-    #expect(!BootParameters.equals(p.ktests[0], "boo"))
-    #expect(!BootParameters.equals(p.ktests[1], "boot"))
-    #expect(parse("ktest=").ktests.isEmpty)
+    #expect(p.list("ktest") == [bytes("boot"), bytes("ipi")])
+    #expect(BootParameters.equals(p.list("ktest")[0], "boot"))
+    #expect(!BootParameters.equals(p.list("ktest")[0], "boo"))
+    #expect(!BootParameters.equals(p.list("ktest")[1], "boot"))
+    #expect(parse("ktest=").list("ktest").isEmpty)
     #expect(parse("ktest=").diagnostics.isEmpty)
-    #expect(parse("ktest=,a,,b,").ktests == [bytes("a"), bytes("b")])
+    #expect(parse("ktest=,a,,b,").list("ktest") == [bytes("a"), bytes("b")])
   }
 
   @Test func recognisedIntegerKeys() {
@@ -237,6 +249,13 @@ struct BootParametersTests {
     }
     #expect(parse("\(key)=-1").diagnostics == [.malformed(name: bytes(key), value: bytes("-1"))])
     #expect(parse("\(key)=99999999999999999999").diagnostics.count == 1, "overflow is malformed")
+  }
+
+  @Test func keysOutsideTheKernelsOwnAreUnknownWithoutTheImage() {
+    let p = Array("ktest=boot bench maxcpus=2".utf8).withUnsafeBytes { BootParameters.parse($0) }
+    #expect(p.maxCPUs == 2)
+    #expect(p.list("ktest").isEmpty && !p.has("bench"))
+    #expect(p.diagnostics == [.unknown(name: bytes("ktest")), .unknown(name: bytes("bench"))])
   }
 
   @Test func slowAPPairParses() {

@@ -28,7 +28,7 @@ struct InterruptCommandTests {
   }
 
   @Test func fixedIPI() {
-    let command = InterruptCommand.fixed(0xF0, to: APICID(0xFE))
+    let command = InterruptCommand.fixed(Vector(0xF0), to: APICID(0xFE))
     #expect(command.xAPICLow == 0x0000_40F0)
     #expect(command.xAPICHigh == 0xFE00_0000)
   }
@@ -40,13 +40,13 @@ struct InterruptCommandTests {
   }
 
   @Test func x2APICDestination300() {
-    #expect(InterruptCommand.fixed(0xF0, to: APICID(300)).x2APIC == 0x0000_012C_0000_40F0)
+    #expect(InterruptCommand.fixed(Vector(0xF0), to: APICID(300)).x2APIC == 0x0000_012C_0000_40F0)
     #expect(InterruptCommand.nmi(to: APICID(0x10000)).x2APIC == 0x0001_0000_0000_4400)
     #expect(InterruptCommand.startup(page: 8, to: APICID(300)).x2APIC == 0x0000_012C_0000_4608)
   }
 
   @Test func shorthands() {
-    var command = InterruptCommand.fixed(0xF1, to: APICID(300))
+    var command = InterruptCommand.fixed(Vector(0xF1), to: APICID(300))
     command.shorthand = .allExcludingSelf
     #expect(command.xAPICLow == 0x000C_40F1)
     #expect(command.xAPICHigh == 0, "destination is ignored with a shorthand")
@@ -65,7 +65,7 @@ struct InterruptCommandTests {
     #expect(InterruptCommand.deliveryStatusBit == 0x1000)
     let commands: [InterruptCommand] = [
       .initAssert(to: APICID(1)), .initDeassert(to: APICID(1)), .startup(page: 0xFF, to: APICID(1)),
-      .fixed(0xFF, to: APICID(1)), .nmi(to: APICID(1)),
+      .fixed(Vector(0xFF), to: APICID(1)), .nmi(to: APICID(1)),
     ]
     for command in commands {
       #expect(command.xAPICLow & InterruptCommand.deliveryStatusBit == 0)

@@ -14,7 +14,7 @@ enum BootBenchmark {
       if let floor = outcome.floorNanoseconds { log("bench bringup_floor ns \(floor)") }
       var starts = BenchLine("ap_start", unit: "ns")
       for cpu in online where cpu.rawValue > 0 {
-        let onlineAt = PerCPU.block(cpu.rawValue).pointee.onlineTSC
+        let onlineAt = PerCPU.block(cpu).pointee.onlineTSC
         starts.add(Clock.ticksToNanoseconds(onlineAt &- outcome.firstINITTicks))
       }
       starts.flush()
@@ -31,7 +31,7 @@ enum BootBenchmark {
   private static func lastOnlineTicks() -> UInt64 {
     var last: UInt64 = 0
     for cpu in CPUs.online where cpu.rawValue > 0 {
-      last = max(last, PerCPU.block(cpu.rawValue).pointee.onlineTSC)
+      last = max(last, PerCPU.block(cpu).pointee.onlineTSC)
     }
     return last
   }
@@ -54,7 +54,7 @@ enum CacheLinePingPong {
     let line = storage.bindMemory(to: Atomic<UInt64>.self, capacity: 1)
     line.initialize(to: Atomic<UInt64>(0))
     ball = line
-    Idle.post(respondEntry, nil, to: partner)
+    Idle.post(respondEntry, nil, to: CPUIndex(partner))
     var samples = BenchLine("cacheline_rtt", unit: "ns")
     for round in 0..<UInt64(rounds) {
       let serve = 2 * round + 1
@@ -84,7 +84,7 @@ enum CacheLinePingPong {
       var value = line.pointee.load(ordering: .relaxed)
       while value != expected && value != stop {
         if Clock.nanoseconds() &- start > waitBoundNanoseconds {
-          log("bench: CPU \(PerCPU.currentIndexOrUnknown) waited 100 ms for serve \(expected); leaving")
+          log("bench: CPU \(PerCPU.currentCPU) waited 100 ms for serve \(expected); leaving")
           return
         }
         value = line.pointee.load(ordering: .relaxed)

@@ -18,12 +18,12 @@ enum BootSuite {
       ])
   }
 
-  /// Each online CPU read its own block through GS, and no two blocks coincide.
+  /// Each online CPU reads its own block through GS, and no two blocks coincide.
   static func perCPUBlocksAreDistinct() -> TestResult {
-    var seen = CPUSet()
+    guard let seen = SelfProbe.takeFromEveryCPU() else { return .fail(SelfProbe.missing) }
     for cpu in CPUs.online {
-      let block = PerCPU.block(cpu.rawValue)
-      let observed = block.pointee.observed
+      let block = PerCPU.block(cpu)
+      let observed = seen[cpu.rawValue]
       guard observed.gsSelf == block.pointee.selfAddress else {
         return .fail(
           "CPU \(cpu.rawValue) saw GS:0 = \(hex: observed.gsSelf), expected \(hex: block.pointee.selfAddress)"
@@ -32,25 +32,26 @@ enum BootSuite {
       guard observed.gsIndex == UInt64(cpu.rawValue) else {
         return .fail("CPU \(cpu.rawValue) saw GS:8 = \(observed.gsIndex)")
       }
-      for other in seen where PerCPU.block(other.rawValue).pointee.observed.gsSelf == observed.gsSelf {
+      for other in CPUs.online where other < cpu && seen[other.rawValue].gsSelf == observed.gsSelf {
         return .fail("CPUs \(other.rawValue) and \(cpu.rawValue) share a per-CPU block")
       }
-      seen.insert(cpu)
     }
-    return seen.count == CPUs.online.count ? .pass : .fail("online set changed during the test")
+    return .pass
   }
 
-  /// Each online CPU's recorded stack pointer lies in its own stack, and stacks are disjoint.
+  /// Each online CPU runs on its own stack (the probe's RSP lies in it), and stacks
+  /// are disjoint.
   static func everyCPUOnItsOwnStack() -> TestResult {
+    guard let seen = SelfProbe.takeFromEveryCPU() else { return .fail(SelfProbe.missing) }
     for cpu in CPUs.online {
-      let block = PerCPU.block(cpu.rawValue)
+      let block = PerCPU.block(cpu)
       let (bottom, top) = (block.pointee.stackBottom, block.pointee.stackTop)
-      let rsp = block.pointee.observed.stackPointer
+      let rsp = seen[cpu.rawValue].stackPointer
       guard bottom < top, rsp >= bottom, rsp < top else {
         return .fail("CPU \(cpu.rawValue): RSP \(hex: rsp) outside its stack \(hex: bottom)-\(hex: top)")
       }
       for other in CPUs.online where other.rawValue < cpu.rawValue {
-        let them = PerCPU.block(other.rawValue)
+        let them = PerCPU.block(other)
         if bottom < them.pointee.stackTop && them.pointee.stackBottom < top {
           return .fail("stacks of CPUs \(other.rawValue) and \(cpu.rawValue) overlap")
         }
@@ -59,13 +60,14 @@ enum BootSuite {
     return .pass
   }
 
-  /// The APIC ID each CPU read from its own APIC is the one the MADT gave its slot.
+  /// The APIC ID each CPU reads from its own APIC is the one the MADT gave its slot.
   static func apicIDsMatchTheTable() -> TestResult {
+    guard let seen = SelfProbe.takeFromEveryCPU() else { return .fail(SelfProbe.missing) }
     for cpu in CPUs.online {
-      let block = PerCPU.block(cpu.rawValue)
-      let reported = block.pointee.observed.hardwareAPICID
-      guard reported == block.pointee.apicID else {
-        return .fail("CPU \(cpu.rawValue): APIC reports \(reported), table says \(block.pointee.apicID)")
+      let reported = seen[cpu.rawValue].hardwareAPICID
+      let table = CPUs.apicID(of: cpu).rawValue
+      guard reported == table else {
+        return .fail("CPU \(cpu.rawValue): APIC reports \(reported), table says \(table)")
       }
     }
     return .pass
@@ -75,7 +77,7 @@ enum BootSuite {
   static func onlineAfterFirstINIT(_ context: TestContext) -> TestResult {
     let start = context.bringUp.firstINITTicks
     for cpu in CPUs.online where cpu.rawValue > 0 {
-      let online = PerCPU.block(cpu.rawValue).pointee.onlineTSC
+      let online = PerCPU.block(cpu).pointee.onlineTSC
       guard online > start, online <= context.bringUp.doneTicks else {
         return .fail(
           "CPU \(cpu.rawValue) online at TSC \(online), outside [\(start), \(context.bringUp.doneTicks)]")
@@ -90,11 +92,12 @@ enum BootSuite {
   static func everyAPHasOneVerdict(_ context: TestContext) -> TestResult {
     let outcome = context.bringUp
     let counters = CPUCounters()
-    for index in 1..<CPUs.count {
+    for index in 1..<CPUs.possibleCount {
       let cpu = CPUIndex(index)
-      switch CPUs.state(of: index) {
+      switch CPUs.state(of: cpu) {
       case .online:
-        guard (try? SMP.calls.callSingle(on: cpu, countOnThisCPU, counters.info, wait: false)) != nil,
+        guard
+          (try? X86_64Platform.calls.callSingle(on: cpu, countOnThisCPU, counters.info, wait: false)) != nil,
           counters.wait(for: cpu, toReach: 1, milliseconds: 1000)
         else { return .fail("CPU \(index) is online but did not run a cross-call within 1 s") }
       case .failed:
@@ -102,12 +105,12 @@ enum BootSuite {
       case .possible:
         guard !outcome.retried.contains(cpu) else { return .fail("CPU \(index) retried, then left possible") }
       case .starting, .retrying:
-        return .fail("CPU \(index) has no verdict: state \(Int(CPUs.state(of: index).rawValue))")
+        return .fail("CPU \(index) has no verdict: state \(Int(CPUs.state(of: cpu).rawValue))")
       }
     }
     var refused = 0
-    for index in 0..<CPUs.count {
-      refused += PerCPU.block(index).pointee.refusedJoins.load(ordering: .relaxed)
+    for cpu in CPUs.possible {
+      refused += PerCPU.block(cpu).pointee.refusedJoins.load(ordering: .relaxed)
     }
     KTAP.diagnostic(
       "\(CPUs.online.count) online, \(outcome.retried.count) retried, \(outcome.failed.count) failed, \(refused) late join(s) refused"
@@ -119,7 +122,7 @@ enum BootSuite {
   static func idleCPUsWakeForWork() -> TestResult {
     let counters = CPUCounters()
     for cpu in CPUs.online where cpu.rawValue > 0 {
-      guard Idle.post(countOnThisCPU, counters.info, to: cpu.rawValue) else {
+      guard Idle.post(countOnThisCPU, counters.info, to: cpu) else {
         return .fail("could not post work to CPU \(cpu.rawValue)")
       }
       if !counters.wait(for: cpu, toReach: 1, milliseconds: 500) {

@@ -52,7 +52,7 @@ enum CallBenchmark {
   private static func waitingSingle(to cpu: CPUIndex) -> UInt64? {
     let start = CPUInstructions.readTSC()
     do {
-      try SMP.calls.callSingle(on: cpu, { _ in }, nil, wait: true)
+      try X86_64Platform.calls.callSingle(on: cpu, { _ in }, nil, wait: true)
     } catch {
       return nil
     }
@@ -61,7 +61,7 @@ enum CallBenchmark {
 
   private static func waitingOthers() -> UInt64? {
     let start = CPUInstructions.readTSC()
-    SMP.calls.callOthers({ _ in }, nil, wait: true)
+    X86_64Platform.calls.callOthers({ _ in }, nil, wait: true)
     return Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
   }
 
@@ -74,7 +74,7 @@ enum CallBenchmark {
     let record = OwnedRecord(stampTSC, UnsafeMutableRawPointer(stamp))
     let start = CPUInstructions.readTSC()
     do {
-      try SMP.calls.callSingleAsync(on: cpu, record.pointer)
+      try X86_64Platform.calls.callSingleAsync(on: cpu, record.pointer)
     } catch {
       stamp.deallocate()
       return nil
@@ -108,7 +108,7 @@ final class BusyCPUs {
     stopFlag.initialize(to: Atomic<Int>(0))
     control[0] = UnsafeMutableRawPointer(stopFlag)
     control[1] = running.info
-    for cpu in cpus { Idle.post(BusyCPUs.spin, UnsafeMutableRawPointer(control), to: cpu.rawValue) }
+    for cpu in cpus { Idle.post(BusyCPUs.spin, UnsafeMutableRawPointer(control), to: cpu) }
     if !running.wait(forTotal: cpus.count, milliseconds: 2000) {
       log("bench: only \(running.total) of \(cpus.count) CPUs started spinning within 2 s")
     }
@@ -149,7 +149,7 @@ enum AllToAll {
     control[1] = finished.info
     control[2] = refused.info
     let start = CPUInstructions.readTSC()
-    for cpu in IPISuite.others { Idle.post(work, UnsafeMutableRawPointer(control), to: cpu.rawValue) }
+    for cpu in IPISuite.others { Idle.post(work, UnsafeMutableRawPointer(control), to: cpu) }
     work(UnsafeMutableRawPointer(control))
     guard finished.wait(forTotal: CPUs.online.count, milliseconds: 5000) else {
       log("bench: all-to-all: \(finished.total) of \(CPUs.online.count) CPUs finished within 5 s; no figure")
@@ -175,7 +175,8 @@ enum AllToAll {
     var next = 0
     while Clock.nanoseconds() < end {
       do throws(CrossCallError) {
-        try SMP.calls.callSingle(on: online[next % online.count], countOnThisCPU, control[0], wait: true)
+        try X86_64Platform.calls.callSingle(
+          on: online[next % online.count], countOnThisCPU, control[0], wait: true)
       } catch {
         countOnThisCPU(control[2])
       }

@@ -19,7 +19,7 @@ enum ConsoleSuite {
 
   /// One CPU's burst. The payload is long so that an interleaving would be visible.
   static func burst() {
-    let cpu = PerCPU.currentIndexOrUnknown
+    let cpu = PerCPU.currentCPU
     for sequence in 0..<linesPerCPU {
       log(
         "console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
@@ -36,7 +36,7 @@ enum ConsoleSuite {
   private static func concurrentLines() -> TestResult {
     let counters = CPUCounters()
     for cpu in CPUs.online where cpu.rawValue > 0 {
-      Idle.post(burstAndCount, counters.info, to: cpu.rawValue)
+      Idle.post(burstAndCount, counters.info, to: cpu)
     }
     burst()
     // A liveness bound, not a speed test: under TCG on two host cores, with another

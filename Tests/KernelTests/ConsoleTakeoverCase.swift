@@ -19,13 +19,13 @@ enum ConsoleTakeoverCase {
 
   /// Posted to the victim CPU: its line makes it the printer, which then stalls.
   private static let stallingLine: CallFunction = { info in
-    KTAP.diagnostic("console-takeover: CPU \(PerCPU.currentIndexOrUnknown) prints and stalls")
+    KTAP.diagnostic("console-takeover: CPU \(PerCPU.currentCPU) prints and stalls")
     countOnThisCPU(info)
   }
 
   /// Posted to every other AP, and run by the boot CPU: log the share of the flood.
   private static let flood: CallFunction = { info in
-    let cpu = PerCPU.currentIndexOrUnknown
+    let cpu = PerCPU.currentCPU
     for sequence in 0..<linesPerCPU.load(ordering: .relaxed) {
       KTAP.diagnostic("console-flood cpu=\(cpu) seq=\(sequence)")
     }
@@ -44,7 +44,7 @@ enum ConsoleTakeoverCase {
     Console.testOnlyStallState.store(0, ordering: .relaxed)
     Console.testOnlyStallUntil.store(20_000_000_000, ordering: .relaxed)
     let counters = CPUCounters()
-    guard Idle.post(stallingLine, counters.info, to: 1),
+    guard Idle.post(stallingLine, counters.info, to: CPUIndex(1)),
       waitUntil(milliseconds: 5_000, { Console.testOnlyStallState.load(ordering: .relaxed) == 1 })
     else {
       Console.testOnlyStallUntil.store(0, ordering: .relaxed)
@@ -53,7 +53,7 @@ enum ConsoleTakeoverCase {
     let flooders = online - 1  // every CPU but the stalled one
     linesPerCPU.store((floodLines + flooders - 1) / flooders, ordering: .relaxed)
     for cpu in CPUs.online where cpu.rawValue > 1 {
-      guard Idle.post(flood, counters.info, to: cpu.rawValue) else {
+      guard Idle.post(flood, counters.info, to: cpu) else {
         return .fail("could not post the flood")
       }
     }

@@ -3,7 +3,7 @@ import Synchronization
 /// The `ipi` cases that depend on interrupt context: a target busy with interrupts off
 /// (a call handler that spins), bursts, mutual waits, and the CSD watchdog.
 enum IPIContextCases {
-  static var calls: CrossCalls<X86_64Platform> { SMP.calls }
+  static var calls: CrossCalls<X86_64Platform> { X86_64Platform.calls }
 
   /// Reschedule IPIs sent by CPU number, to a mask, and with the all-but-self shorthand
   /// each reach exactly the CPUs they name (counted by the receivers' handlers).
@@ -16,14 +16,14 @@ enum IPIContextCases {
       ("all but self", others, { IPI.sendToAllButSelf(Vector.reschedule) }),
     ]
     for (name, expected, send) in cases {
-      let before = (0..<CPUs.count).map { reschedules(CPUIndex($0)) }
+      let before = (0..<CPUs.possibleCount).map { reschedules(CPUIndex($0)) }
       send()
       for cpu in expected where !waitUntil(milliseconds: 5000, { reschedules(cpu) > before[cpu.rawValue] }) {
         return .fail("IPI \(name): CPU \(cpu.rawValue) took no reschedule interrupt within 5 s")
       }
       // Nothing else sends reschedule IPIs while the suite runs: any other change is
       // an IPI that went where it was not sent.
-      for index in 0..<CPUs.count where !expected.contains(CPUIndex(index)) {
+      for index in 0..<CPUs.possibleCount where !expected.contains(CPUIndex(index)) {
         if reschedules(CPUIndex(index)) != before[index] {
           return .fail("IPI \(name): CPU \(index) was interrupted but not named")
         }
@@ -33,7 +33,7 @@ enum IPIContextCases {
   }
 
   private static func reschedules(_ cpu: CPUIndex) -> Int {
-    PerCPU.block(cpu.rawValue).pointee.reschedules.load(ordering: .relaxed)
+    PerCPU.block(cpu).pointee.reschedules.load(ordering: .relaxed)
   }
 
   static func asyncRefusesRecordInFlight() -> TestResult {
@@ -96,7 +96,7 @@ enum IPIContextCases {
     guard let partner = IPISuite.others.first else { return .skip("one CPU online") }
     let rounds = 200
     let done = CPUCounters()
-    guard Idle.post(callBackRepeatedly, done.info, to: partner.rawValue) else {
+    guard Idle.post(callBackRepeatedly, done.info, to: partner) else {
       return .fail("could not start CPU \(partner.rawValue)")
     }
     let counters = CPUCounters()
@@ -112,8 +112,8 @@ enum IPIContextCases {
 
   /// Run on the partner CPU: 200 waiting calls to CPU 0 with interrupts off.
   private static let callBackRepeatedly: CallFunction = { info in
-    SMP.calls.withInterruptsDisabledDeliberately {
-      for _ in 0..<200 { try? SMP.calls.callSingle(on: CPUIndex.boot, { _ in }, nil, wait: true) }
+    X86_64Platform.calls.withInterruptsDisabledDeliberately {
+      for _ in 0..<200 { try? X86_64Platform.calls.callSingle(on: CPUIndex.boot, { _ in }, nil, wait: true) }
     }
     countOnThisCPU(info)
   }

@@ -27,7 +27,7 @@ enum IPISuite {
       KernelTestCase(name: "watchdog_reports_stuck_target", run: IPIContextCases.watchdog),
     ])
 
-  static var calls: CrossCalls<X86_64Platform> { SMP.calls }
+  static var calls: CrossCalls<X86_64Platform> { X86_64Platform.calls }
   static var me: CPUIndex { X86_64Platform.currentCPU }
   static var others: CPUSet {
     var set = CPUs.online
@@ -86,14 +86,17 @@ enum IPISuite {
   }
 
   static func singleErrors() -> TestResult {
-    let beyond = CPUIndex(CPUs.count + 3)
+    let beyond = CPUIndex(CPUs.possibleCount + 3)
     do {
       try calls.callSingle(on: beyond, countOnThisCPU, nil, wait: true)
-      return .fail("a call to CPU \(beyond.rawValue) of \(CPUs.count) was accepted")
+      return .fail("a call to CPU \(beyond.rawValue) of \(CPUs.possibleCount) was accepted")
     } catch {
       guard error == .invalidCPU(beyond) else { return .fail("wrong error for a bad CPU number") }
     }
-    guard let offline = (0..<CPUs.count).map({ CPUIndex($0) }).first(where: { !X86_64Platform.isOnline($0) })
+    guard
+      let offline = (0..<CPUs.possibleCount).map({ CPUIndex($0) }).first(where: {
+        !X86_64Platform.isOnline($0)
+      })
     else { return .pass }
     do {
       try calls.callSingle(on: offline, countOnThisCPU, nil, wait: true)
@@ -124,7 +127,7 @@ enum IPISuite {
     } catch {
       guard error == .noOnlineCPU else { return .fail("wrong error for an empty mask") }
     }
-    var offline = CPUSet((0..<CPUs.count).map { CPUIndex($0) })
+    var offline = CPUSet((0..<CPUs.possibleCount).map { CPUIndex($0) })
     offline = offline.subtracting(CPUs.online)
     guard !offline.isEmpty else { return .pass }
     do {

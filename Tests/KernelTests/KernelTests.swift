@@ -13,17 +13,29 @@ enum KernelTests {
     ]
   }
 
+  /// The command-line keys of the test runner and its suites.
+  static var parameterKeys: [BootParameterKey] {
+    [
+      BootParameterKey("ktest", .list),  // suites to run, in order
+      BootParameterKey("bench", .flag),  // run the benchmarks
+      BootParameterKey("bench_boots", .integer),  // boots a benchmark run spans (harness)
+      BootParameterKey("torture_ops", .integer),  // calls `torture` makes in all
+      BootParameterKey("torture_seed", .integer),  // its random seed (default: the TSC)
+    ]
+  }
+
   /// Runs the suites named on the command line in that order, then the benchmark if
   /// `bench` is given; returns the exit status for the harness.
   static func run(_ parameters: BootParameters, bringUp: APStartup.Outcome) -> DebugExit.Status {
     let context = TestContext(bringUp: bringUp)
     TortureSuite.parameters = parameters
     if parameters.has("bench") { BootBenchmark.run(context) }
-    guard !parameters.ktests.isEmpty else { return .passed }
+    let names = parameters.list("ktest")
+    guard !names.isEmpty else { return .passed }
     let suites = all(context)
     var selected: [KernelTestSuite] = []
     var unknown = false
-    for name in parameters.ktests {
+    for name in names {
       if let suite = suites.first(where: { BootParameters.equals(name, $0.name) }) {
         selected.append(suite)
       } else {

@@ -63,7 +63,7 @@ final class Spinner {
 
   /// Sends the spin and waits (1 s at most) until the target is in it.
   func start() -> Bool {
-    do { try SMP.calls.callSingleAsync(on: target, record.pointer) } catch { return false }
+    do { try X86_64Platform.calls.callSingleAsync(on: target, record.pointer) } catch { return false }
     // Acquire pairs with the spinner's release: it is spinning with interrupts off.
     return waitUntil(milliseconds: 1000) { control[0].load(ordering: .acquiring) == 1 }
   }

@@ -13,18 +13,18 @@ enum TortureSuite {
   static let suite = KernelTestSuite(
     name: "torture", cases: [KernelTestCase(name: "random_calls_from_every_cpu", run: run)])
 
-  nonisolated(unsafe) static var parameters = BootParameters()
+  nonisolated(unsafe) static var parameters: BootParameters? = nil
 
   static func run() -> TestResult {
     let online = CPUs.online
-    let total = parameters.integer("torture_ops") ?? 100_000
-    let seed = UInt64(parameters.integer("torture_seed") ?? Int(CPUInstructions.readTSC() & 0xFFFF_FFFF))
+    let total = parameters?.integer("torture_ops") ?? 100_000
+    let seed = UInt64(parameters?.integer("torture_seed") ?? Int(CPUInstructions.readTSC() & 0xFFFF_FFFF))
     let state = TortureState(operationsPerCPU: max(1, total / online.count), seed: seed)
     KTAP.diagnostic(
       "seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations on \(online.count) CPUs")
     let start = Clock.nanoseconds()
     for cpu in online where cpu != X86_64Platform.currentCPU {
-      guard Idle.post(TortureWorker.entry, state.info, to: cpu.rawValue) else {
+      guard Idle.post(TortureWorker.entry, state.info, to: cpu) else {
         return .fail("could not start CPU \(cpu.rawValue)")
       }
     }
@@ -99,12 +99,12 @@ enum TortureHandlers {
 
   static let perCPU: CallFunction = { info in
     let probes = info!.assumingMemoryBound(to: TortureProbe.self)
-    check(probes + PerCPU.currentIndexOrUnknown)
+    check(probes + PerCPU.currentCPU.rawValue)
   }
 
   private static func check(_ probe: UnsafeMutablePointer<TortureProbe>) {
     let state = probe.pointee.state
-    let me = PerCPU.currentIndexOrUnknown
+    let me = PerCPU.currentCPU.rawValue
     if probe.pointee.target != me {
       state.fail("call for CPU \(probe.pointee.target) ran on CPU \(me)")
     }

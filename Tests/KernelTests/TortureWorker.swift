@@ -69,7 +69,7 @@ struct TortureWorker {
 
   private func singleWaiting(to target: CPUIndex) {
     singleVia(target) { (probe) throws(CrossCallError) in
-      try SMP.calls.callSingle(on: target, TortureHandlers.one, probe, wait: true)
+      try X86_64Platform.calls.callSingle(on: target, TortureHandlers.one, probe, wait: true)
     }
   }
 
@@ -80,7 +80,8 @@ struct TortureWorker {
     probe.pointee.target = target.rawValue
     probe.pointee.marks.store(0, ordering: .relaxed)
     send(probe) { () throws(CrossCallError) in
-      try SMP.calls.callSingle(on: target, TortureHandlers.one, UnsafeMutableRawPointer(probe), wait: false)
+      try X86_64Platform.calls.callSingle(
+        on: target, TortureHandlers.one, UnsafeMutableRawPointer(probe), wait: false)
     }
   }
 
@@ -95,11 +96,11 @@ struct TortureWorker {
     if probe.pointee.target >= 0 { expectOut(probe) }
     probe.pointee.target = target.rawValue
     probe.pointee.marks.store(0, ordering: .relaxed)
-    send(probe) { () throws(CrossCallError) in try SMP.calls.callSingleAsync(on: target, record) }
+    send(probe) { () throws(CrossCallError) in try X86_64Platform.calls.callSingleAsync(on: target, record) }
   }
 
   private func many(_ mask: CPUSet, includingSelf: Bool) {
-    let count = CPUs.count
+    let count = CPUs.possibleCount
     withUnsafeTemporaryAllocation(of: TortureProbe.self, capacity: count) { buffer in
       let probes = buffer.baseAddress!
       for index in 0..<count {
@@ -112,9 +113,10 @@ struct TortureWorker {
         }
       }
       if includingSelf {
-        SMP.calls.onEachCPU(TortureHandlers.perCPU, UnsafeMutableRawPointer(probes), wait: true)
+        X86_64Platform.calls.onEachCPU(TortureHandlers.perCPU, UnsafeMutableRawPointer(probes), wait: true)
       } else {
-        SMP.calls.callMany(mask, TortureHandlers.perCPU, UnsafeMutableRawPointer(probes), wait: true)
+        X86_64Platform.calls.callMany(
+          mask, TortureHandlers.perCPU, UnsafeMutableRawPointer(probes), wait: true)
       }
       for index in 0..<count where probes[index].target >= 0 { expectOut(probes + index) }
       probes.deinitialize(count: count)
@@ -125,13 +127,13 @@ struct TortureWorker {
     let expected = mask.contains(me) ? me : mask.intersection(online).first
     guard let expected else {
       do {
-        try SMP.calls.callAny(of: mask, TortureHandlers.one, nil, wait: true)
+        try X86_64Platform.calls.callAny(of: mask, TortureHandlers.one, nil, wait: true)
         state.fail("callAny accepted a mask with no online CPU")
       } catch {}
       return
     }
     singleVia(expected) { (probe) throws(CrossCallError) in
-      try SMP.calls.callAny(of: mask, TortureHandlers.one, probe, wait: true)
+      try X86_64Platform.calls.callAny(of: mask, TortureHandlers.one, probe, wait: true)
     }
   }
 

@@ -68,19 +68,12 @@ enum ACPIDiscovery {
     var address = start
     while address + 20 <= start + length {
       let bytes = memory(address, count: Int(min(36, start + length - address)))
-      if hasRSDPSignature(bytes), let rsdp = try? RSDP.parse(bytes) {
+      if RSDP.hasSignature(bytes), let rsdp = try? RSDP.parse(bytes) {
         return rsdp
       }
       address += 16
     }
     return nil
-  }
-
-  private static func hasRSDPSignature(_ bytes: UnsafeRawBufferPointer) -> Bool {
-    let signature: StaticString = "RSD PTR "
-    return signature.withUTF8Buffer { expected in
-      bytes.count >= expected.count && (0..<expected.count).allSatisfy { bytes[$0] == expected[$0] }
-    }
   }
 
   private static func header(at address: UInt64) -> SDTHeader? {

@@ -175,10 +175,10 @@ enum APStartup {
   }
 
   private static func block(_ cpu: CPUIndex) -> UnsafeMutablePointer<PerCPU> {
-    PerCPU.block(cpu.rawValue)
+    PerCPU.block(cpu)
   }
 
-  private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu.rawValue) == .online }
+  private static func isOnline(_ cpu: CPUIndex) -> Bool { CPUs.state(of: cpu) == .online }
 
   private static func apicID(_ cpu: CPUIndex) -> APICID { CPUs.apicID(of: cpu) }
 
@@ -212,7 +212,9 @@ enum APStartup {
     // Acquire pairs with the APs' `lock inc` (a full barrier): their stamps are written.
     while KernelSymbols.floorCount.pointee.load(ordering: .acquiring) < UInt64(count - 1) {
       guard CPUInstructions.readTSC() < deadline else {
-        log("bench: bring-up floor: only \(KernelSymbols.floorCount.pointee.load(ordering: .relaxed)) of \(count - 1) APs counted in within 2 s")
+        log(
+          "bench: bring-up floor: only \(KernelSymbols.floorCount.pointee.load(ordering: .relaxed)) of \(count - 1) APs counted in within 2 s"
+        )
         return nil
       }
       // Nap like the real wait does, so the boot CPU leaves the host's cores to the APs;

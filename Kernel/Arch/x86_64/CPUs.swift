@@ -2,62 +2,65 @@ import Synchronization
 
 /// The machine's CPUs: the table from the MADT and one `PerCPU` block per possible CPU.
 enum CPUs {
-  /// Set (release) once the blocks are complete; APs read it (acquire)
-  /// before touching either.
+  /// Set (release) once the blocks are complete; APs read it (acquire) before
+  /// touching them.
   private static let published = Atomic<Bool>(false)
 
-  /// Allocates and fills the per-CPU blocks for `table`, installs CPU 0's on the boot
-  /// CPU, and publishes both. Boot CPU, once, interrupts off.
+  /// How many CPUs may exist (Linux: nr_cpu_ids): CPUs 0..<possibleCount have a
+  /// per-CPU block; every per-CPU array is sized by it. Set once by `setUp`.
+  nonisolated(unsafe) private(set) static var possibleCount = 0
+
+  /// Allocates and fills the per-CPU blocks for `table` and publishes them. Boot CPU,
+  /// once, interrupts off.
   static func setUp(_ table: CPUTable) {
     let count = table.count
     let blocks = UnsafeMutablePointer<PerCPU>(
       KernelHeap.allocate(bytes: count * MemoryLayout<PerCPU>.stride, alignment: 64)
         .assumingMemoryBound(to: PerCPU.self))
-    for index in 0..<count {
-      let block = blocks + index
+    for entry in table.entries {
+      let block = blocks + entry.cpu.rawValue
       block.initialize(
-        to: PerCPU(
-          selfAddress: UInt64(UInt(bitPattern: block)), index: index,
-          apicID: table.apicID(of: CPUIndex(index)).rawValue))
+        to: PerCPU(selfAddress: UInt64(UInt(bitPattern: block)), cpu: entry.cpu, apicID: entry.apicID))
       block.pointee.descriptors.allocateInterruptStacks()
     }
     PerCPU.blocks = blocks
-    PerCPU.blockCount = count
-    // Publish the table and blocks; pairs with the acquire in waitForTable().
+    possibleCount = count
+    // Publish the blocks; pairs with the acquire in cpu(for:).
     published.store(true, ordering: .releasing)
   }
 
   /// For an AP: the CPU number the table gives `apicID`, nil if it has none or the
-  /// table is not published yet. Reads the per-CPU blocks only: no array is copied, so
-  /// no reference count is touched by 63 APs at once.
-  static func index(of apicID: APICID) -> Int? {
+  /// blocks are not published yet. Reads the per-CPU blocks only: no array is copied,
+  /// so no reference count is touched by 63 APs at once.
+  static func cpu(for apicID: APICID) -> CPUIndex? {
     // Acquire pairs with the release in setUp(): the blocks are initialised.
     guard published.load(ordering: .acquiring) else { return nil }
-    for index in 0..<PerCPU.blockCount where PerCPU.block(index).pointee.apicID == apicID.rawValue {
-      return index
+    for index in 0..<possibleCount where (PerCPU.blocks! + index).pointee.apicID == apicID {
+      return CPUIndex(index)
     }
     return nil
   }
 
-  /// CPU `cpu`'s APIC ID, from its block (no array is touched: usable in IRQ context).
+  /// CPU `cpu`'s APIC ID: the one map from CPU numbers to APIC IDs, read from the
+  /// CPU's block (no array is touched: usable in IRQ and NMI context).
   static func apicID(of cpu: CPUIndex) -> APICID {
-    APICID(PerCPU.block(cpu.rawValue).pointee.apicID)
+    PerCPU.block(cpu).pointee.apicID
   }
 
-  /// Number of possible CPUs (blocks).
-  static var count: Int { PerCPU.blockCount }
-
-  /// CPU `index`'s lifecycle state (acquire: see `CPULifecycle.state`).
-  static func state(of index: Int) -> CPUState {
-    PerCPU.block(index).pointee.lifecycle.state
+  /// CPU `cpu`'s lifecycle state (acquire: see `CPULifecycle.state`).
+  static func state(of cpu: CPUIndex) -> CPUState {
+    PerCPU.block(cpu).pointee.lifecycle.state
   }
 
   /// The CPUs currently online.
   static var online: CPUSet {
     var set = CPUSet()
-    for index in 0..<count where state(of: index) == .online {
+    for index in 0..<possibleCount where state(of: CPUIndex(index)) == .online {
       set.insert(CPUIndex(index))
     }
     return set
   }
+
+  /// Every possible CPU, 0..<possibleCount.
+  static var possible: [CPUIndex] { (0..<possibleCount).map { CPUIndex($0) } }
 }

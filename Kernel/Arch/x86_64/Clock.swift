@@ -147,6 +147,13 @@ enum PMTimer {
 
   static var isAvailable: Bool { port != 0 }
 
+  /// Takes the timer's port from the FADT. Boot CPU, before `Clock.calibrate()`.
+  static func configure(_ fadt: FADT) {
+    guard let timerPort = fadt.pmTimerPort, timerPort <= 0xFFFF else { return }
+    port = UInt16(timerPort)
+    is32Bit = fadt.pmTimerIs32Bit
+  }
+
   static func read() -> UInt32 {
     let value = CPUInstructions.inl(port)
     return is32Bit ? value : value & 0xFF_FFFF

@@ -62,7 +62,7 @@ enum Console {
 enum ConsoleDevice: LogRingPlatform {
   /// The running CPU's index + 1, or `unknownOwner` for an AP before its per-CPU block.
   static var logOwnerID: UInt16 {
-    let index = PerCPU.currentIndexOrUnknown
+    let index = PerCPU.currentCPU.rawValue
     return index >= 0 && index < Int(LogCursor.unknownOwner) - 1
       ? UInt16(index + 1) : LogCursor.unknownOwner
   }

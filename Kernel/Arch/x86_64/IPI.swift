@@ -2,13 +2,13 @@
 /// `CPUIndex` into the APIC ID the hardware wants (`CPUs.apicID(of:)`).
 enum IPI {
   /// Sends `vector` to `cpu`. Any context, NMI included (see `LocalAPIC.send`).
-  static func send(_ vector: UInt8, to cpu: CPUIndex) {
+  static func send(_ vector: Vector, to cpu: CPUIndex) {
     LocalAPIC.send(.fixed(vector, to: CPUs.apicID(of: cpu)))
   }
 
   /// Sends `vector` to each CPU in `cpus`, one ICR write each (physical destination
   /// mode names one APIC at a time). Any context, NMI included.
-  static func send(_ vector: UInt8, toAll cpus: CPUSet) {
+  static func send(_ vector: Vector, toAll cpus: CPUSet) {
     for cpu in cpus { send(vector, to: cpu) }
   }
 
@@ -17,7 +17,7 @@ enum IPI {
   /// not start too (beyond `maxcpus=`, or failed); those sit with interrupts off, so the
   /// interrupt stays pending there, harmless, until an INIT clears it. Any context,
   /// NMI included.
-  static func sendToAllButSelf(_ vector: UInt8) {
+  static func sendToAllButSelf(_ vector: Vector) {
     var command = InterruptCommand.fixed(vector, to: APICID(0))
     command.shorthand = .allExcludingSelf
     LocalAPIC.send(command)

@@ -32,7 +32,7 @@ enum Idle {
   /// argument. Returns false, having logged why, if the mailbox stayed busy. Thread
   /// context (it may spin for 100 ms).
   @discardableResult
-  static func post(_ function: CallFunction, _ info: UnsafeMutableRawPointer?, to cpu: Int) -> Bool {
+  static func post(_ function: CallFunction, _ info: UnsafeMutableRawPointer?, to cpu: CPUIndex) -> Bool {
     let block = PerCPU.block(cpu)
     let work = unsafeBitCast(function, to: UInt.self)
     let start = Clock.nanoseconds()
@@ -44,7 +44,7 @@ enum Idle {
     {
       let waited = Clock.nanoseconds() &- start
       if waited > 100_000_000 {
-        let me = PerCPU.currentIndexOrUnknown
+        let me = PerCPU.currentCPU
         log(
           "idle: CPU \(me) found CPU \(cpu)'s work mailbox busy for \(Int(waited / 1_000_000)) ms; not posting"
         )
@@ -52,7 +52,7 @@ enum Idle {
       }
       CPUInstructions.pause()
     }
-    SMP.sendReschedule(to: CPUIndex(cpu))
+    X86_64Platform.sendReschedule(to: cpu)
     return true
   }
 

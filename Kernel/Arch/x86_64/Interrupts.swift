@@ -11,55 +11,54 @@ struct InterruptFrame {
 }
 
 /// Interrupt vectors Lockstep assigns (0-31 are the architecture's exceptions).
-enum Vector {
+extension Vector {
   /// SDM Vol. 3A Table 6-1.
-  static let nmi: UInt8 = 2
-  static let firstExternal: UInt8 = 32
+  static let nmi = Vector(2)
   /// The local APIC timer, used one-shot to bound a wait in `hlt`.
-  static let timer: UInt8 = 0xEF
+  static let timer = Vector(0xEF)
   /// Cross-CPU calls, as Linux numbers them (arch/x86/include/asm/irq_vectors.h): to
   /// many CPUs, to one CPU. Both run the receiving CPU's call queue.
-  static let callFunction: UInt8 = 0xFC
-  static let callFunctionSingle: UInt8 = 0xFB
+  static let callFunction = Vector(0xFC)
+  static let callFunctionSingle = Vector(0xFB)
   /// Wakes a CPU from `hlt` so it looks again at what it waits for (work posted to an
   /// idle CPU; the APs a booting CPU waits for). Linux: RESCHEDULE_VECTOR.
-  static let reschedule: UInt8 = 0xFD
+  static let reschedule = Vector(0xFD)
   /// A bare IPI for the benchmark's floor: its handler only answers with one IPI back
   /// (see `IPIPing`), nothing queued. Unused outside `bench`.
-  static let ipiPing: UInt8 = 0xF0
+  static let ipiPing = Vector(0xF0)
   /// The local APIC's spurious vector; its low 4 bits must be 1111 on old parts
   /// (SDM Vol. 3A §11.9), and it must not be acknowledged with EOI.
-  static let spurious: UInt8 = 0xFF
+  static let spurious = Vector(0xFF)
 }
 
 /// Entry from Boot/interrupts.asm for every vector, with interrupts off.
 @c(interrupt_dispatch)
 func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   let frame = rawFrame.assumingMemoryBound(to: InterruptFrame.self)
-  let vector = UInt8(truncatingIfNeeded: frame.pointee.vector)
+  let vector = Vector(UInt8(truncatingIfNeeded: frame.pointee.vector))
   switch vector {
-  case Vector.nmi:
+  case .nmi:
     NMI.handle(frame)
-  case 0..<Vector.firstExternal:
+  case _ where vector.isException:
     Panic.exception(frame)
-  case Vector.spurious:
+  case .spurious:
     break
-  case Vector.reschedule:
+  case .reschedule:
     LocalAPIC.endOfInterrupt()
     PerCPU.current.pointee.reschedules.wrappingAdd(1, ordering: .relaxed)
-  case Vector.timer:
+  case .timer:
     LocalAPIC.endOfInterrupt()
-  case Vector.ipiPing:
+  case .ipiPing:
     LocalAPIC.endOfInterrupt()
     IPIPing.handle()
-  case Vector.callFunction, Vector.callFunctionSingle:
+  case .callFunction, .callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.
     LocalAPIC.endOfInterrupt()
-    SMP.calls.handleInterrupt()
+    X86_64Platform.calls.handleInterrupt()
   default:
     LocalAPIC.endOfInterrupt()
-    log("irq: unexpected vector \(UInt64(vector)) on CPU \(PerCPU.currentIndexOrUnknown)")
+    log("irq: unexpected vector \(UInt64(vector.rawValue)) on CPU \(PerCPU.currentCPU)")
   }
 }
 
@@ -76,7 +75,7 @@ enum NMI {
       handler()
       return
     }
-    log("nmi: CPU \(PerCPU.currentIndexOrUnknown) at RIP \(hex: frame.pointee.rip)")
+    log("nmi: CPU \(PerCPU.currentCPU) at RIP \(hex: frame.pointee.rip)")
   }
 }
 
@@ -92,7 +91,7 @@ enum IPIPing {
   static func handle() {
     guard let state else { return }
     let pinger = state[0].load(ordering: .relaxed)
-    if PerCPU.currentIndexOrUnknown == pinger {
+    if PerCPU.currentCPU.rawValue == pinger {
       // Release pairs with the acquire in the pinger's wait: a reply counted is a ping
       // that went all the way round.
       state[1].wrappingAdd(1, ordering: .releasing)

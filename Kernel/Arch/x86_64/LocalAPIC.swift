@@ -63,7 +63,7 @@ enum LocalAPIC {
     CPUInstructions.writeMSR(MSR.apicBase, base)
     write(.taskPriority, 0)
     write(.lvtLINT0, lvtMasked)
-    write(.spuriousInterruptVector, softwareEnable | UInt32(Vector.spurious))
+    write(.spuriousInterruptVector, softwareEnable | UInt32(Vector.spurious.rawValue))
   }
 
   /// Measures the APIC timer against the calibrated TSC over 1 ms. Boot CPU, after
@@ -71,7 +71,7 @@ enum LocalAPIC {
   /// serves every CPU.
   static func calibrateTimer() {
     write(.timerDivideConfiguration, timerDivideBy16)
-    write(.lvtTimer, lvtMasked | UInt32(Vector.timer))
+    write(.lvtTimer, lvtMasked | UInt32(Vector.timer.rawValue))
     write(.timerInitialCount, UInt32.max)
     Clock.delay(microseconds: 1000)
     let remaining = read(.timerCurrentCount)
@@ -85,14 +85,14 @@ enum LocalAPIC {
   static func startOneShotTimer(nanoseconds: UInt64) {
     let ticks = max(1, min(nanoseconds * timerTicksPerMillisecond / 1_000_000, UInt64(UInt32.max)))
     write(.timerDivideConfiguration, timerDivideBy16)
-    write(.lvtTimer, UInt32(Vector.timer))  // one-shot mode, unmasked
+    write(.lvtTimer, UInt32(Vector.timer.rawValue))  // one-shot mode, unmasked
     write(.timerInitialCount, UInt32(ticks))
   }
 
   /// Stops the running CPU's timer.
   static func stopTimer() {
     write(.timerInitialCount, 0)
-    write(.lvtTimer, lvtMasked | UInt32(Vector.timer))
+    write(.lvtTimer, lvtMasked | UInt32(Vector.timer.rawValue))
   }
 
   /// This CPU's APIC ID as the APIC itself reports it (xAPIC: bits 31:24 of the ID
@@ -192,7 +192,7 @@ enum LocalAPIC {
       let waited = Clock.nanoseconds() &- start
       if waited > deliveryTimeoutNanoseconds {
         log(
-          "apic: CPU \(PerCPU.currentIndexOrUnknown): ICR still busy after \(waited / 1000) us sending vector \(UInt32(command.vector)) to APIC \(command.destination.rawValue)"
+          "apic: CPU \(PerCPU.currentCPU): ICR still busy after \(waited / 1000) us sending vector \(UInt32(command.vector)) to APIC \(command.destination.rawValue)"
         )
         return false
       }

@@ -8,10 +8,10 @@ import Synchronization
 struct PerCPU: ~Copyable {
   /// Address of this block (GS:0).
   let selfAddress: UInt64
-  /// Dense CPU number (GS:8).
-  let index: Int
-  /// The local APIC ID the MADT gave for this CPU (GS:16).
-  let apicID: UInt32
+  /// Dense CPU number (GS:8, a 64-bit integer; -1 in the early header).
+  let cpu: CPUIndex
+  /// The local APIC ID the MADT gave for this CPU (GS:16, 32 bits).
+  let apicID: APICID
   /// Where the CPU is in its life (Kernel/SMP/CPULifecycle.swift).
   let lifecycle = CPULifecycle()
   /// Thread-context work posted to this idle CPU: a `CallFunction`'s bits, 0 when none,
@@ -28,24 +28,14 @@ struct PerCPU: ~Copyable {
   /// Times this CPU's AP found it could not join (a retry or a give-up came first),
   /// and parked. Relaxed: a statistic for the log and the `boot` suite.
   let refusedJoins = Atomic<Int>(0)
-  /// What the CPU saw of itself when it came online, for the `boot` suite.
-  var observed = SelfObservation()
   /// Descriptor tables owned by this CPU.
   var descriptors = CPUDescriptors()
 
-  init(selfAddress: UInt64, index: Int, apicID: UInt32) {
+  init(selfAddress: UInt64, cpu: CPUIndex, apicID: APICID) {
     self.selfAddress = selfAddress
-    self.index = index
+    self.cpu = cpu
     self.apicID = apicID
   }
-}
-
-/// Values a CPU records about itself as it comes online; checked later by tests.
-struct SelfObservation {
-  var gsSelf: UInt64 = 0
-  var gsIndex: UInt64 = 0
-  var stackPointer: UInt64 = 0
-  var hardwareAPICID: UInt32 = 0
 }
 
 extension PerCPU {
@@ -55,13 +45,11 @@ extension PerCPU {
 
   /// The blocks of all possible CPUs, indexed by CPU number; nil until `CPUs.setUp`.
   nonisolated(unsafe) static var blocks: UnsafeMutablePointer<PerCPU>? = nil
-  /// How many blocks `blocks` holds.
-  nonisolated(unsafe) static var blockCount = 0
 
-  /// The running CPU's number, or -1 for an AP that has not found its slot yet.
-  /// Any context: one GS-relative load, no lock, no lazy global.
-  static var currentIndexOrUnknown: Int {
-    Int(truncatingIfNeeded: CPUInstructions.readPerCPU(indexOffset))
+  /// The running CPU: its number, or `CPUIndex.unknown` on an AP that has not found its
+  /// slot yet. Any context: one GS-relative load, no lock, no lazy global.
+  static var currentCPU: CPUIndex {
+    CPUIndex(Int(truncatingIfNeeded: CPUInstructions.readPerCPU(indexOffset)))
   }
 
   /// The running CPU's block.
@@ -70,10 +58,10 @@ extension PerCPU {
     UnsafeMutablePointer(bitPattern: UInt(CPUInstructions.readPerCPU(selfOffset)))!
   }
 
-  /// CPU `index`'s block.
-  static func block(_ index: Int) -> UnsafeMutablePointer<PerCPU> {
-    precondition(index >= 0 && index < blockCount, "CPU index out of range")
-    return blocks! + index
+  /// CPU `cpu`'s block.
+  static func block(_ cpu: CPUIndex) -> UnsafeMutablePointer<PerCPU> {
+    precondition(cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount, "CPU index out of range")
+    return blocks! + cpu.rawValue
   }
 
   /// Points GS at `block` on the running CPU.

@@ -2,7 +2,7 @@
 enum X86_64Platform: SMPPlatform {
   /// `CPUIndex.unknown` on an AP that has not found its slot yet (see apEntry); such
   /// an AP takes no lock and makes no call.
-  static var currentCPU: CPUIndex { CPUIndex(PerCPU.currentIndexOrUnknown) }
+  static var currentCPU: CPUIndex { PerCPU.currentCPU }
 
   static func saveAndDisableInterrupts() -> InterruptState {
     InterruptState(raw: CPUInstructions.saveAndDisableInterrupts())
@@ -32,10 +32,10 @@ enum X86_64Platform: SMPPlatform {
 
   static var interruptsEnabled: Bool { CPUInstructions.interruptsEnabled }
 
-  static var possibleCPUCount: Int { CPUs.count }
+  static var possibleCPUCount: Int { CPUs.possibleCount }
 
   static func isOnline(_ cpu: CPUIndex) -> Bool {
-    cpu.rawValue >= 0 && cpu.rawValue < CPUs.count && CPUs.state(of: cpu.rawValue) == .online
+    cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount && CPUs.state(of: cpu) == .online
   }
 
   static var onlineCPUs: CPUSet { CPUs.online }
@@ -51,17 +51,17 @@ enum X86_64Platform: SMPPlatform {
   }
 }
 
-/// The kernel's cross-CPU calls (Kernel/SMP), set up once the CPU table is known.
-enum SMP {
-  nonisolated(unsafe) private static var instance: CrossCalls<X86_64Platform>? = nil
+extension X86_64Platform {
+  nonisolated(unsafe) private static var callsInstance: CrossCalls<X86_64Platform>? = nil
 
-  /// The kernel's `CrossCalls`. - Precondition: `setUp` has run.
-  static var calls: CrossCalls<X86_64Platform> { instance! }
+  /// The kernel's cross-CPU calls (Kernel/SMP). - Precondition: `setUpCalls` has run.
+  static var calls: CrossCalls<X86_64Platform> { callsInstance! }
 
-  /// Allocates the queues and records for every possible CPU. Boot CPU, before APs start.
-  static func setUp(watchdogTimeoutMilliseconds: Int, panicAfterMilliseconds: Int) {
-    instance = CrossCalls<X86_64Platform>(
-      cpuCount: CPUs.count, watchdogTimeout: UInt64(watchdogTimeoutMilliseconds) * 1_000_000,
+  /// Allocates the call queues and records for every possible CPU. Boot CPU, once the
+  /// CPU table is known, before APs start.
+  static func setUpCalls(watchdogTimeoutMilliseconds: Int, panicAfterMilliseconds: Int) {
+    callsInstance = CrossCalls<X86_64Platform>(
+      cpuCount: CPUs.possibleCount, watchdogTimeout: UInt64(watchdogTimeoutMilliseconds) * 1_000_000,
       panicAfter: UInt64(panicAfterMilliseconds) * 1_000_000)
   }
 

@@ -8,7 +8,7 @@ final class CPUCounters {
   private let storage: UnsafeMutablePointer<Atomic<Int>>
 
   init() {
-    count = CPUs.count
+    count = CPUs.possibleCount
     storage = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: count)
     for index in 0..<count { (storage + index).initialize(to: Atomic<Int>(0)) }
   }
@@ -43,5 +43,5 @@ final class CPUCounters {
 let countOnThisCPU: CallFunction = { info in
   let counters = info!.assumingMemoryBound(to: Atomic<Int>.self)
   // Release pairs with the acquire in CPUCounters.value(_:).
-  counters[PerCPU.currentIndexOrUnknown].wrappingAdd(1, ordering: .releasing)
+  counters[PerCPU.currentCPU.rawValue].wrappingAdd(1, ordering: .releasing)
 }

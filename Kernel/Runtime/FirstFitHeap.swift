@@ -1,4 +1,6 @@
-/// The kernel heap: first fit over an address-ordered free list, with coalescing.
+/// A first-fit heap over an address-ordered free list, with coalescing: the algorithm
+/// behind the kernel heap (`KernelHeap` in Kernel/Arch adds the lock and the panic on
+/// running out), portable so the host tests run it on memory of their own.
 ///
 /// Every allocation is preceded by a 16-byte header holding the start and size of the
 /// block it was carved from, so `free` needs no size and any alignment can be honoured:
@@ -6,8 +8,9 @@
 /// slack before it is returned to the free list when it is large enough to be a block.
 /// Free blocks hold their own list node (next, size). All sizes are multiples of 16.
 ///
-/// Allocation is for initialisation: IRQ, NMI and stop paths never allocate (DESIGN.md).
-enum KernelHeap {
+/// Not thread-safe: the owner serialises every call. Allocation is for initialisation:
+/// IRQ, NMI and stop paths never allocate (docs/architecture.md).
+public struct FirstFitHeap: ~Copyable {
   private struct FreeBlock {
     var next: UnsafeMutablePointer<FreeBlock>?
     var size: Int
@@ -17,72 +20,66 @@ enum KernelHeap {
   private static let headerSize = 16
   private static let minimumBlock = 32
 
-  nonisolated(unsafe) private static var freeList: UnsafeMutablePointer<FreeBlock>? = nil
-  nonisolated(unsafe) private static var regionStart: UInt = 0
-  nonisolated(unsafe) private static var regionEnd: UInt = 0
+  private var freeList: UnsafeMutablePointer<FreeBlock>? = nil
+  private var regionStart: UInt = 0
+  private var regionEnd: UInt = 0
   /// Bytes handed out and not yet freed, headers and slack included.
-  nonisolated(unsafe) private(set) static var bytesInUse = 0
-  private static let lock = SpinLock<X86_64Platform>("heap")
+  public private(set) var bytesInUse = 0
 
-  /// Hands the heap the memory [start, end). Boot CPU, once, before any allocation.
-  static func initialize(start: UInt, end: UInt) {
-    let alignedStart = (start + UInt(granule - 1)) & ~UInt(granule - 1)
+  /// A heap with no memory yet: every allocation fails until `initialize`.
+  public init() {}
+
+  /// Hands the heap the memory [start, end). Once, before any allocation.
+  public mutating func initialize(start: UInt, end: UInt) {
+    let alignedStart = (start + UInt(Self.granule - 1)) & ~UInt(Self.granule - 1)
     regionStart = alignedStart
-    regionEnd = end & ~UInt(granule - 1)
+    regionEnd = end & ~UInt(Self.granule - 1)
     let block = UnsafeMutablePointer<FreeBlock>(bitPattern: alignedStart)!
     block.initialize(to: FreeBlock(next: nil, size: Int(regionEnd - alignedStart)))
     freeList = block
   }
 
   /// Total bytes the heap manages.
-  static var capacity: Int { Int(regionEnd - regionStart) }
+  public var capacity: Int { Int(regionEnd - regionStart) }
 
   /// Allocates `bytes` aligned to `alignment` (a power of two), or nil when no free
-  /// block fits. Not from IRQ or NMI context.
-  static func tryAllocate(bytes: Int, alignment: Int) -> UnsafeMutableRawPointer? {
+  /// block fits.
+  public mutating func allocate(bytes: Int, alignment: Int) -> UnsafeMutableRawPointer? {
     precondition(alignment > 0 && alignment & (alignment - 1) == 0, "alignment")
-    let size = max(round(bytes), granule)
-    let align = UInt(max(alignment, granule))
-    return lock.withLock { () -> UnsafeMutableRawPointer? in
-      var previous: UnsafeMutablePointer<FreeBlock>? = nil
-      var cursor = freeList
-      while let block = cursor {
-        if let payload = carve(block, previous: previous, size: size, align: align) {
-          return payload
-        }
-        previous = block
-        cursor = block.pointee.next
+    let size = max(Self.round(bytes), Self.granule)
+    let align = UInt(max(alignment, Self.granule))
+    var previous: UnsafeMutablePointer<FreeBlock>? = nil
+    var cursor = freeList
+    while let block = cursor {
+      if let payload = carve(block, previous: previous, size: size, align: align) {
+        return payload
       }
-      return nil
+      previous = block
+      cursor = block.pointee.next
     }
-  }
-
-  /// As `tryAllocate`, but running out of memory is fatal.
-  static func allocate(bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {
-    guard let pointer = tryAllocate(bytes: bytes, alignment: alignment) else {
-      Panic.halt("heap: out of memory allocating \(bytes) bytes (\(bytesInUse) in use)")
-    }
-    return pointer
+    return nil
   }
 
   /// Tries to place `size` bytes at `align` inside `block`; unlinks and splits on success.
-  private static func carve(
+  private mutating func carve(
     _ block: UnsafeMutablePointer<FreeBlock>, previous: UnsafeMutablePointer<FreeBlock>?,
     size: Int, align: UInt
   ) -> UnsafeMutableRawPointer? {
     let start = UInt(bitPattern: block)
     let end = start + UInt(block.pointee.size)
-    var payload = (start + UInt(headerSize) + align - 1) & ~(align - 1)
+    let headerSize = UInt(Self.headerSize)
+    let minimumBlock = UInt(Self.minimumBlock)
+    var payload = (start + headerSize + align - 1) & ~(align - 1)
     // Slack in front too small to stand alone as a free block: skip to a later spot.
-    if payload - UInt(headerSize) != start && payload - UInt(headerSize) - start < UInt(minimumBlock) {
-      payload += align * ((UInt(minimumBlock) + align - 1) / align)
+    if payload - headerSize != start && payload - headerSize - start < minimumBlock {
+      payload += align * ((minimumBlock + align - 1) / align)
     }
     guard payload + UInt(size) <= end else { return nil }
     var usedEnd = payload + UInt(size)
-    if end - usedEnd < UInt(minimumBlock) { usedEnd = end }  // absorb a tiny tail
+    if end - usedEnd < minimumBlock { usedEnd = end }  // absorb a tiny tail
     let next = block.pointee.next
     unlink(block, previous: previous, replacement: next)
-    let usedStart = payload - UInt(headerSize)
+    let usedStart = payload - headerSize
     if usedStart > start { insert(start, size: Int(usedStart - start)) }
     if end > usedEnd { insert(usedEnd, size: Int(end - usedEnd)) }
     let header = UnsafeMutablePointer<UInt>(bitPattern: usedStart)!
@@ -92,23 +89,25 @@ enum KernelHeap {
     return UnsafeMutableRawPointer(bitPattern: payload)
   }
 
-  /// Returns an allocation to the heap. Null is ignored, as C's free does.
-  static func free(_ pointer: UnsafeMutableRawPointer?) {
-    guard let pointer else { return }
-    let header = UnsafeMutablePointer<UInt>(bitPattern: UInt(bitPattern: pointer) - UInt(headerSize))!
+  /// Returns an allocation to the heap. Null is ignored, as C's free does. Returns
+  /// false, changing nothing, when the block's header does not describe a block of
+  /// this heap (a wild or twice-freed pointer).
+  public mutating func free(_ pointer: UnsafeMutableRawPointer?) -> Bool {
+    guard let pointer else { return true }
+    let address = UInt(bitPattern: pointer)
+    guard address >= regionStart + UInt(Self.headerSize), address < regionEnd else { return false }
+    let header = UnsafeMutablePointer<UInt>(bitPattern: address - UInt(Self.headerSize))!
     let start = header[0]
     let size = header[1]
-    guard start >= regionStart, start + size <= regionEnd, start < UInt(bitPattern: pointer)
-    else {
-      Panic.halt("heap: free of \(hex: UInt64(UInt(bitPattern: pointer))) with a bad header")
+    guard start >= regionStart, start < address, size <= regionEnd - start, address < start + size else {
+      return false
     }
-    lock.withLock {
-      bytesInUse -= Int(size)
-      insert(start, size: Int(size))
-    }
+    bytesInUse -= Int(size)
+    insert(start, size: Int(size))
+    return true
   }
 
-  private static func unlink(
+  private mutating func unlink(
     _ block: UnsafeMutablePointer<FreeBlock>, previous: UnsafeMutablePointer<FreeBlock>?,
     replacement: UnsafeMutablePointer<FreeBlock>?
   ) {
@@ -116,8 +115,7 @@ enum KernelHeap {
   }
 
   /// Inserts [address, address + size) in address order, merging with its neighbours.
-  /// Caller holds the lock.
-  private static func insert(_ address: UInt, size: Int) {
+  private mutating func insert(_ address: UInt, size: Int) {
     var previous: UnsafeMutablePointer<FreeBlock>? = nil
     var cursor = freeList
     while let block = cursor, UInt(bitPattern: block) < address {

@@ -1,10 +1,13 @@
-/// What the portable SMP and scheduling code needs from the machine it runs on.
+/// What the portable SMP and scheduling code needs from the machine it runs on: the
+/// seam between the portable layers (Kernel/SMP, Kernel/Sched) and Kernel/Arch. It
+/// lives in Core so that both portable layers stand on Core alone.
 ///
-/// Requirements are static so generic code (`SpinLock<Platform>`, later the call queue
-/// and stop_machine) is specialised per platform in Embedded Swift: no existential, no
-/// indirect call. The kernel provides `X86_64Platform`; host tests provide threads.
+/// Requirements are static so generic code (`SpinLock<Platform>`, `CrossCalls<Platform>`,
+/// later stop_machine) is specialised per platform in Embedded Swift: no existential,
+/// no indirect call. The kernel provides `X86_64Platform`; host tests provide threads.
 public protocol SMPPlatform {
-  /// The CPU running the caller. Any context.
+  /// The CPU running the caller, or `CPUIndex.unknown` on a CPU that does not know its
+  /// number yet (an AP before it found its slot). Any context.
   static var currentCPU: CPUIndex { get }
   /// Disables interrupts on the running CPU and returns how they were.
   static func saveAndDisableInterrupts() -> InterruptState

@@ -1,5 +1,5 @@
-/// The C symbols Embedded Swift's runtime and generated code call (DESIGN.md, "Build
-/// facts"): allocation over `KernelHeap`, and a seed source for hashing.
+/// The C symbols Embedded Swift's runtime and generated code call (docs/architecture.md,
+/// "Build facts"): allocation over `KernelHeap`, and a seed source for hashing.
 /// `free`, memset, memcpy and memmove are `rep stosb` / `rep movsb` in Boot/cpu.asm: written in
 /// Swift, LLVM would recognise the loops and compile them into calls to themselves.
 

@@ -17,7 +17,7 @@ enum Panic {
     let apicID: APICID
 
     static var current: Reporter {
-      Reporter(index: PerCPU.currentIndexOrUnknown, apicID: InitialAPICID.read())
+      Reporter(index: PerCPU.currentCPU.rawValue, apicID: InitialAPICID.read())
     }
 
     /// Non-zero and distinct per CPU: index + 1 for a known CPU, bit 63 plus the APIC
@@ -98,7 +98,7 @@ enum Panic {
     if claim.original == reporter.id && reentries.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
       DebugExit.exitWithoutFlush(.panicked)
     }
-    while true { CPUInstructions.halt() }
+    Idle.parkForever()
   }
 
   private static func finish() -> Never {

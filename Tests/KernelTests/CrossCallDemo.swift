@@ -5,7 +5,7 @@ enum CrossCallDemo {
   /// Posted to each AP: call all others, then report done.
   private static let callEveryone: CallFunction = { info in
     let pair = info!.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-    SMP.calls.callOthers(countOnThisCPU, pair[0], wait: true)
+    X86_64Platform.calls.callOthers(countOnThisCPU, pair[0], wait: true)
     countOnThisCPU(pair[1])
   }
 
@@ -19,7 +19,7 @@ enum CrossCallDemo {
     pair[0] = received.info
     pair[1] = finished.info
     for cpu in online where cpu != X86_64Platform.currentCPU {
-      Idle.post(callEveryone, UnsafeMutableRawPointer(pair), to: cpu.rawValue)
+      Idle.post(callEveryone, UnsafeMutableRawPointer(pair), to: cpu)
     }
     callEveryone(UnsafeMutableRawPointer(pair))
     guard finished.wait(forTotal: online.count, milliseconds: 5000) else {

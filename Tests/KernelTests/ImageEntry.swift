@@ -1,0 +1,18 @@
+/// The kernel image's entry point, called by Boot/boot.asm in long mode with interrupts
+/// off, on the boot stack. It hands the kernel's start-up (Kernel/Init) what to run once
+/// every CPU is up: the suites and benchmarks the command line names, or else the
+/// cross-call demo that `make run` shows. This is the one place that puts the kernel
+/// and its in-kernel tests together; Kernel/ never names a test.
+@c(kmain)
+func kmain(magic: UInt32, info: UInt64) {
+  let hooks = KernelStart.Hooks(
+    parameterKeys: { KernelTests.parameterKeys },
+    measuresBringUpFloor: { $0.has("bench") },
+    afterBoot: { parameters, outcome in
+      if parameters.list("ktest").isEmpty && !parameters.has("bench") {
+        return CrossCallDemo.run() ? .passed : .testsFailed
+      }
+      return KernelTests.run(parameters, bringUp: outcome)
+    })
+  KernelStart.start(magic: magic, info: info, hooks: hooks)
+}
