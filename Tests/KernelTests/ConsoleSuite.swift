@@ -17,11 +17,12 @@ enum ConsoleSuite {
       ConsoleTakeoverCase.testCase,
     ])
 
-  /// One CPU's burst. The payload is long so that an interleaving would be visible.
+  /// One CPU's burst, as KTAP diagnostics. The payload is long so that an
+  /// interleaving would be visible.
   static func burst() {
     let cpu = PerCPU.currentCPU
     for sequence in 0..<linesPerCPU {
-      log(
+      KTAP.diagnostic(
         "console-burst cpu=\(cpu) seq=\(sequence) 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"
       )
     }

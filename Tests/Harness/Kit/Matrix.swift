@@ -143,7 +143,7 @@ public enum Matrix {
       expectations: Expectations(
         ktapSuites: ["console"],
         wholeLines: WholeLines(
-          prefix: "console-burst ",
+          prefix: "    # console-burst ",
           body: "cpu=[0-9]+ seq=[0-9]+ (0123456789abcdefghijklmnopqrstuvwxyz){2}",
           count: count * 20)))
   }

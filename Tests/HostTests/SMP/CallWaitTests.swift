@@ -129,52 +129,45 @@ extension SMPTests {
       }
     }
 
+    /// CPU 0 calls CPU 2 and waits while CPU 2 spins `seconds` with interrupts off;
+    /// checks that the call returned, ran once on CPU 2 and drew one watchdog report.
+    /// Returns how long the call took, in milliseconds.
+    static func callATargetBusyWithInterruptsOff(_ machine: FakeMachine, seconds: Double) -> Double {
+      let trace = CallTrace()
+      let ticket = CallTicket(trace, id: 0)
+      let gate = Gate()
+      let busy = machine.start(on: 2) {
+        FakePlatform.disableInterrupts()
+        gate.arrive()
+        FakePlatform.spin(for: seconds)
+        FakePlatform.enableInterrupts()
+      }
+      gate.pollUntil(1)
+      let start = HostClock.now()
+      #expect(
+        machine.attempt(on: 0) {
+          try machine.calls.callSingle(on: CPUIndex(2), Calls.trace, ticket.info, wait: true)
+        } == .returned)
+      let took = HostClock.milliseconds(since: start)
+      machine.finish(busy)
+      #expect(trace.runs.map(\.cpu) == [2])
+      Self.expectWatchdogReport(machine, target: 2)
+      return took
+    }
+
     @Test func watchdogReportsATargetWithInterruptsOff() {
       FakeMachine.with(watchdogTimeout: 50_000_000) { machine in
-        let trace = CallTrace()
-        let ticket = CallTicket(trace, id: 0)
-        let gate = Gate()
-        let busy = machine.start(on: 2) {
-          FakePlatform.disableInterrupts()
-          gate.arrive()
-          FakePlatform.spin(for: 0.2)
-          FakePlatform.enableInterrupts()
-        }
-        gate.pollUntil(1)
-        let start = HostClock.now()
-        #expect(
-          machine.attempt(on: 0) {
-            try machine.calls.callSingle(on: CPUIndex(2), Calls.trace, ticket.info, wait: true)
-          } == .returned)
-        #expect(HostClock.milliseconds(since: start) >= 100, "returned before CPU 2 took interrupts")
-        machine.finish(busy)
-        #expect(trace.runs.map(\.cpu) == [2])
-        Self.expectWatchdogReport(machine, target: 2)
+        let took = Self.callATargetBusyWithInterruptsOff(machine, seconds: 0.2)
+        #expect(took >= 100, "returned before CPU 2 took interrupts")
       }
     }
 
     /// A bound of 1 ms against a target busy for 300 ms with interrupts off: one
     /// report, no flood of reminders (at most one a second), and the call completes.
-    /// Before the rate limit, a tiny bound printed a reminder on every iteration.
+    /// Before the rate limit, a tiny bound printed a reminder every 5 ms.
     @Test func aTinyWatchdogBoundDoesNotFloodTheLog() {
       FakeMachine.with(watchdogTimeout: 1_000_000) { machine in
-        let trace = CallTrace()
-        let ticket = CallTicket(trace, id: 0)
-        let gate = Gate()
-        let busy = machine.start(on: 2) {
-          FakePlatform.disableInterrupts()
-          gate.arrive()
-          FakePlatform.spin(for: 0.3)
-          FakePlatform.enableInterrupts()
-        }
-        gate.pollUntil(1)
-        #expect(
-          machine.attempt(on: 0) {
-            try machine.calls.callSingle(on: CPUIndex(2), Calls.trace, ticket.info, wait: true)
-          } == .returned)
-        machine.finish(busy)
-        #expect(trace.runs.map(\.cpu) == [2])
-        Self.expectWatchdogReport(machine, target: 2)
+        _ = Self.callATargetBusyWithInterruptsOff(machine, seconds: 0.3)
         #expect(machine.logLines(containing: "still waiting").count <= 1, "\(machine.log)")
       }
     }
