@@ -30,6 +30,7 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
     block.pointee.refusedJoins.wrappingAdd(1, ordering: .relaxed)
     Idle.parkForever()
   }
+  Threads.adoptIdleFlow(of: cpu, stackBottom: block.pointee.stackBottom, stackTop: block.pointee.stackTop)
   APStartup.wakeWaiter()
   Idle.run()
 }

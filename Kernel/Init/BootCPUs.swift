@@ -38,6 +38,7 @@ enum BootCPUs {
     boot.pointee.stackTop = KernelSymbols.bootStackTop
     boot.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
     PerCPU.loadDescriptors(boot)
+    Threads.setUp()
     boot.pointee.lifecycle.markBootCPUOnline()
     return limits
   }

@@ -1,10 +1,5 @@
 import Synchronization
 
-/// The function a cross-CPU call runs: a plain C function pointer and an opaque
-/// argument, as Linux's `smp_call_func_t`. Being a thin pointer, it is stored and called
-/// without allocating, which interrupt context requires.
-public typealias CallFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
-
 /// One queued cross-CPU call. Linux: `struct call_single_data` (csd).
 ///
 /// A record belongs to its sender while LOCK is set: from the moment it is queued until

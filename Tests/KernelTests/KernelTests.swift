@@ -7,6 +7,7 @@ enum KernelTests {
       ConsoleSuite.suite,
       IPISuite.suite,
       TortureSuite.suite,
+      SchedSuite.suite,
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,

@@ -1,18 +1,25 @@
 import Synchronization
 
-/// What an idle CPU does: sleep in `hlt` until an interrupt, run the cross-calls it
-/// brings (in the interrupt handler), and run work posted for thread context.
+/// What an idle CPU does, as its idle thread: give the CPU to any thread woken here,
+/// reclaim threads that ended here, run work posted for thread context, and otherwise
+/// sleep in `hlt` until an interrupt (whose cross-calls run in the handler).
 ///
-/// Thread-context work is one function per CPU at a time, run from the idle loop with
-/// interrupts on: what a kernel thread would run if Lockstep had a scheduler. Tests and
-/// benchmarks use it to make a CPU issue calls, spin, or print.
+/// Posted work is one function per CPU at a time, run from the idle loop with
+/// interrupts on: the stand-in for kernel threads that tests and benchmarks still use
+/// to make a CPU issue calls, spin, or print.
 enum Idle {
-  /// Idles the running CPU forever. Posted work is checked with interrupts off and the
-  /// CPU halts with `sti; hlt`, so a reschedule IPI sent after the check still wakes it.
+  /// Idles the running CPU forever. Wake-ups and posted work are checked with
+  /// interrupts off and the CPU halts with `sti; hlt`, so a reschedule IPI sent after
+  /// the check still wakes it.
   static func run() -> Never {
     let block = PerCPU.current
     while true {
       CPUInstructions.disableInterrupts()
+      if Threads.scheduler.needsReschedule {
+        Threads.scheduler.schedule()
+        Threads.reapDeadThreads()
+        continue
+      }
       // The argument is read before the mailbox is freed (see IdleMailbox).
       let taken = IdleMailbox.take(from: block.pointee.threadWork) { block.pointee.threadWorkInfo }
       if let (bits, argument) = taken {

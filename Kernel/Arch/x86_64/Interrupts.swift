@@ -39,6 +39,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   switch vector {
   case .nmi:
     NMI.handle(frame)
+    return  // an NMI may interrupt anything, a context switch included: never preempt
   case _ where vector.isException:
     Panic.exception(frame)
   case .spurious:
@@ -59,6 +60,11 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   default:
     LocalAPIC.endOfInterrupt()
     log("irq: unexpected vector \(UInt64(vector.rawValue)) on CPU \(PerCPU.currentCPU)")
+  }
+  // The preemption point: returning to a thread that had interrupts on.
+  if Threads.isSetUp {
+    let interruptsWereOn = frame.pointee.rflags & CPUInstructions.interruptFlag != 0
+    Threads.scheduler.preemptOnInterruptExit(interruptedWithInterruptsOn: interruptsWereOn)
   }
 }
 

@@ -6,7 +6,7 @@ public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
     scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
-    + console + crossCalls + torture + demo
+    + console + crossCalls + torture + sched + demo
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
@@ -182,6 +182,13 @@ public enum Matrix {
     BootConfig(
       name: "torture-\(count)", smp: "\(count)", append: "ktest=torture torture_ops=100000",
       expectations: Expectations(mustContain: [" 0 errors"], ktapSuites: ["torture"]))
+  }
+
+  /// Kernel threads (`ktest=sched`): binding, completions across CPUs, preemption.
+  public static let sched: [BootConfig] = [1, 2, 4, 8].map { count in
+    BootConfig(
+      name: "sched-\(count)", smp: "\(count)", append: "ktest=sched",
+      expectations: Expectations(onlineCPUs: Array(0..<count), ktapSuites: ["sched"]))
   }
 
   /// Injected faults: each must end in a panic report, or in a reset for the triple fault.

@@ -1,0 +1,143 @@
+@_extern(c, "context_switch") private func context_switch(
+  _ save: UnsafeMutablePointer<UInt64>, _ load: UInt64)
+@_extern(c, "thread_start") private func thread_start()
+
+/// Kernel threads on x86-64: the kernel's `Scheduler`, the stack switch it stands on,
+/// and creating threads on a chosen CPU.
+extension X86_64Platform: SchedPlatform {
+  /// Boot/switch.asm's `context_switch`: the callee-saved registers and RFLAGS stay on
+  /// `from`'s stack, its RSP in `from.savedContext`. Interrupts off.
+  static func switchContext(
+    from: UnsafeMutablePointer<KernelThread>, to: UnsafeMutablePointer<KernelThread>
+  ) {
+    let save = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UInt64.self)
+    context_switch(save, to.pointee.savedContext)
+  }
+}
+
+/// Creating, starting and ending kernel threads (Linux: kthread).
+enum Threads {
+  nonisolated(unsafe) private static var instance: Scheduler<X86_64Platform>? = nil
+
+  /// The kernel's scheduler. - Precondition: `setUp` has run.
+  static var scheduler: Scheduler<X86_64Platform> { instance! }
+
+  /// Whether the scheduler exists yet (interrupts taken during boot come before it).
+  static var isSetUp: Bool { instance != nil }
+
+  /// Stack of a kernel thread.
+  static let stackSize = 16 * 1024
+
+  /// The control blocks of the APs' idle threads, allocated up front: an AP adopts its
+  /// own before it may take the heap lock.
+  nonisolated(unsafe) private static var apIdleThreads:
+    UnsafeMutablePointer<UnsafeMutablePointer<KernelThread>>? =
+      nil
+
+  /// Creates the run queues for every possible CPU and makes the boot CPU's flow its
+  /// `main` thread, with an idle thread beside it; allocates the APs' idle threads.
+  /// Boot CPU, after `CPUs.setUp`, before any AP starts; interrupts off.
+  static func setUp() {
+    instance = Scheduler<X86_64Platform>(cpuCount: CPUs.possibleCount)
+    let idles = UnsafeMutablePointer<UnsafeMutablePointer<KernelThread>>.allocate(
+      capacity: CPUs.possibleCount)
+    for cpu in CPUs.possible where cpu != .boot {
+      (idles + cpu.rawValue).initialize(
+        to: allocate(ThreadName("idle", cpu.rawValue), priority: .idle, on: cpu, function: nil, argument: nil)
+      )
+    }
+    apIdleThreads = idles
+    let main = allocate(ThreadName("main"), priority: .normal, on: .boot, function: nil, argument: nil)
+    checkContextOffset(main)
+    main.pointee.stackTop = KernelSymbols.bootStackTop
+    main.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
+    scheduler.adopt(main, asIdle: false)
+    let idle = create(
+      ThreadName("idle", 0), priority: .idle, on: .boot, function: idleEntry, argument: nil)
+    scheduler.setIdleThread(idle, of: .boot)
+  }
+
+  /// For an AP that has just come online: its own flow becomes its idle thread.
+  /// Interrupts off; allocates nothing.
+  static func adoptIdleFlow(of cpu: CPUIndex, stackBottom: UInt64, stackTop: UInt64) {
+    let idle = apIdleThreads![cpu.rawValue]
+    idle.pointee.stackBottom = stackBottom
+    idle.pointee.stackTop = stackTop
+    scheduler.adopt(idle, asIdle: true)
+  }
+
+  /// A thread bound to `cpu` that will run `function(argument)` once started; it does
+  /// not run until `start`. Thread context (it allocates). Linux: kthread_create_on_cpu().
+  static func create(
+    _ name: ThreadName, priority: ThreadPriority = .normal, on cpu: CPUIndex, function: CallFunction?,
+    argument: UnsafeMutableRawPointer?
+  ) -> UnsafeMutablePointer<KernelThread> {
+    let thread = allocate(name, priority: priority, on: cpu, function: function, argument: argument)
+    let stack = KernelHeap.allocate(bytes: stackSize, alignment: 4096)
+    thread.pointee.stackBottom = UInt64(UInt(bitPattern: stack))
+    thread.pointee.stackTop = thread.pointee.stackBottom + UInt64(stackSize)
+    thread.pointee.savedContext = firstFrame(for: thread)
+    return thread
+  }
+
+  /// Makes a created thread runnable. Linux: wake_up_process() on a new kthread.
+  static func start(_ thread: UnsafeMutablePointer<KernelThread>) {
+    scheduler.wake(thread)
+  }
+
+  private static func allocate(
+    _ name: ThreadName, priority: ThreadPriority, on cpu: CPUIndex, function: CallFunction?,
+    argument: UnsafeMutableRawPointer?
+  ) -> UnsafeMutablePointer<KernelThread> {
+    let thread = UnsafeMutablePointer<KernelThread>.allocate(capacity: 1)
+    thread.initialize(
+      to: KernelThread(name: name, priority: priority, cpu: cpu, function: function, argument: argument))
+    return thread
+  }
+
+  /// The frame `context_switch` pops the first time it switches to `thread` (see
+  /// Boot/switch.asm): zeroed callee-saved registers but RBX = the thread, RFLAGS with
+  /// interrupts off, and `thread_start` to return to. Returns the saved RSP.
+  private static func firstFrame(for thread: UnsafeMutablePointer<KernelThread>) -> UInt64 {
+    let top = UnsafeMutablePointer<UInt64>(bitPattern: UInt(thread.pointee.stackTop))!
+    let frame = top - 8
+    frame.initialize(repeating: 0, count: 8)  // r15 r14 r13 r12 rbx rbp rflags return
+    frame[4] = UInt64(UInt(bitPattern: thread))
+    frame[6] = 1 << 1  // RFLAGS: IF clear; bit 1 always reads 1 (SDM Vol. 1 §3.4.3)
+    frame[7] = UInt64(
+      UInt(bitPattern: unsafeBitCast(thread_start as @convention(c) () -> Void, to: UnsafeRawPointer.self)))
+    return UInt64(UInt(bitPattern: frame))
+  }
+
+  /// `switchContext` saves RSP through the thread's own address: `savedContext` must
+  /// be the first field. Checked once at boot rather than assumed.
+  private static func checkContextOffset(_ thread: UnsafeMutablePointer<KernelThread>) {
+    thread.pointee.savedContext = 0x5A5A_0001
+    let first = UnsafeRawPointer(thread).load(as: UInt64.self)
+    precondition(first == 0x5A5A_0001, "KernelThread.savedContext is not at offset 0")
+  }
+
+  /// Reclaims the threads that ended on this CPU: their stacks and control blocks.
+  /// Thread context (it frees).
+  static func reapDeadThreads() {
+    var dead = scheduler.takeDeadThreads()
+    while let thread = dead.removeFirst() {
+      KernelHeap.free(UnsafeMutableRawPointer(bitPattern: UInt(thread.pointee.stackBottom)))
+      thread.deinitialize(count: 1)
+      thread.deallocate()
+    }
+  }
+
+  /// The idle thread of a CPU whose own flow is something else (the boot CPU).
+  private static let idleEntry: CallFunction = { _ in Idle.run() }
+}
+
+/// Where every new thread starts (from Boot/switch.asm's `thread_start`), interrupts
+/// off, on its own stack: interrupts on, the thread's function, then its end.
+@c(thread_main)
+func threadMain(_ raw: UnsafeMutableRawPointer) {
+  let thread = raw.assumingMemoryBound(to: KernelThread.self)
+  CPUInstructions.enableInterrupts()
+  thread.pointee.function?(thread.pointee.argument)
+  Threads.scheduler.exitCurrent()
+}

@@ -1,0 +1,56 @@
+/// Something one thread waits for and another announces, once or for everyone.
+/// Linux: `struct completion`.
+///
+/// `done` counts completions not yet consumed; `completeAll` makes it unbounded, so
+/// every present and future waiter passes. Waiters sleep in the scheduler; a
+/// completion from any context but NMI wakes them. A class: waiters on several CPUs
+/// share it, and its mutable state is guarded by its lock (allocate it in thread
+/// context).
+public final class Completion<Platform: SchedPlatform> {
+  private let lock = SpinLock<Platform>("completion")
+  private var done: UInt = 0
+  private var waiters = ThreadList()
+
+  /// A completion nobody has announced yet. Linux: init_completion().
+  public init() {}
+
+  /// Sleeps until the completion is announced, then consumes one announcement.
+  /// Thread context, with the scheduler running on this CPU. Linux: wait_for_completion().
+  public func wait(in scheduler: Scheduler<Platform>) {
+    while true {
+      let state = lock.lock()
+      if done > 0 {
+        if done != UInt.max { done -= 1 }
+        lock.unlock(state)
+        return
+      }
+      // Marked sleeping before the lock is dropped: a complete() from now on wakes us,
+      // and schedule() returns at once if it already did.
+      waiters.append(scheduler.current)
+      scheduler.prepareToSleep()
+      lock.unlock(state)
+      scheduler.schedule()
+    }
+  }
+
+  /// Announces one completion: wakes the longest waiter, or lets the next `wait` pass.
+  /// Any context but NMI. Linux: complete().
+  public func complete(in scheduler: Scheduler<Platform>) {
+    let state = lock.lock()
+    if done != UInt.max { done += 1 }
+    let woken = waiters.removeFirst()
+    lock.unlock(state)
+    if let woken { scheduler.wake(woken) }
+  }
+
+  /// Announces the completion for good: wakes every waiter, and every later `wait`
+  /// passes. Any context but NMI. Linux: complete_all().
+  public func completeAll(in scheduler: Scheduler<Platform>) {
+    let state = lock.lock()
+    done = UInt.max
+    var woken = ThreadList()
+    while let waiter = waiters.removeFirst() { woken.append(waiter) }
+    lock.unlock(state)
+    while let waiter = woken.removeFirst() { scheduler.wake(waiter) }
+  }
+}

@@ -1,0 +1,125 @@
+import Synchronization
+
+/// `ktest=sched`: kernel threads on real CPUs: binding, completions across CPUs,
+/// preemption by a more urgent thread, and no preemption with interrupts or
+/// preemption off.
+enum SchedSuite {
+  static let suite = KernelTestSuite(
+    name: "sched",
+    cases: [
+      KernelTestCase(name: "threads_run_on_their_cpu", run: threadsRunOnTheirCPU),
+      KernelTestCase(name: "completion_ping_pong_across_cpus", run: completionPingPong),
+      KernelTestCase(name: "complete_all_wakes_every_waiter", run: completeAllWakesEveryone),
+      KernelTestCase(name: "stopper_preempts_a_spinning_thread", run: SchedPreemptionCases.preemptsSpinner),
+      KernelTestCase(
+        name: "no_preemption_with_interrupts_off", run: SchedPreemptionCases.interruptsOffIsNotPreempted),
+      KernelTestCase(
+        name: "no_preemption_while_disabled", run: SchedPreemptionCases.preemptDisabledIsNotPreempted),
+    ])
+
+  static var scheduler: Scheduler<X86_64Platform> { Threads.scheduler }
+
+  /// Ping-pong rounds between two CPUs; every one must arrive.
+  static let pingPongRounds = 10_000
+
+  /// What a test thread reports: where it ran, then it completes `done`.
+  final class Report {
+    let done = Completion<X86_64Platform>()
+    let ranOn = Atomic<Int>(-1)
+    let count = Atomic<Int>(0)
+    /// Completed by the waiter that brings `count` to `expected`.
+    let allIn = Completion<X86_64Platform>()
+    var expected = 0
+  }
+
+  private static let recordCPU: CallFunction = { info in
+    let report = Unmanaged<Report>.fromOpaque(info!).takeUnretainedValue()
+    report.ranOn.store(PerCPU.currentCPU.rawValue, ordering: .relaxed)
+    report.done.complete(in: scheduler)
+  }
+
+  /// A thread created for each online CPU runs there and nowhere else; its end is
+  /// reclaimed.
+  static func threadsRunOnTheirCPU() -> TestResult {
+    for cpu in CPUs.online {
+      let report = Report()
+      let thread = Threads.create(
+        ThreadName("sched-test", cpu.rawValue), on: cpu, function: recordCPU,
+        argument: Unmanaged.passUnretained(report).toOpaque())
+      Threads.start(thread)
+      report.done.wait(in: scheduler)
+      let ran = report.ranOn.load(ordering: .relaxed)
+      guard ran == cpu.rawValue else { return .fail("thread for CPU \(cpu) ran on CPU \(ran)") }
+    }
+    return .pass
+  }
+
+  /// The partner's side of the ping-pong: wait for a ping, answer with a pong.
+  final class PingPong {
+    let ping = Completion<X86_64Platform>()
+    let pong = Completion<X86_64Platform>()
+    let rounds: Int
+    init(rounds: Int) { self.rounds = rounds }
+  }
+
+  private static let answer: CallFunction = { info in
+    let game = Unmanaged<PingPong>.fromOpaque(info!).takeUnretainedValue()
+    for _ in 0..<game.rounds {
+      game.ping.wait(in: scheduler)
+      game.pong.complete(in: scheduler)
+    }
+  }
+
+  /// `pingPongRounds` completions each way between CPU 0 and the last online CPU:
+  /// none is lost (a lost wake-up would leave one side asleep, and the case times out
+  /// through the harness's bound rather than pass).
+  static func completionPingPong() -> TestResult {
+    let partner =
+      CPUs.online.reversed().first { $0 != X86_64Platform.currentCPU } ?? X86_64Platform.currentCPU
+    let game = PingPong(rounds: pingPongRounds)
+    let thread = Threads.create(
+      ThreadName("pong", partner.rawValue), on: partner, function: answer,
+      argument: Unmanaged.passUnretained(game).toOpaque())
+    Threads.start(thread)
+    let start = Clock.nanoseconds()
+    for _ in 0..<pingPongRounds {
+      game.ping.complete(in: scheduler)
+      game.pong.wait(in: scheduler)
+    }
+    let perRound = (Clock.nanoseconds() - start) / UInt64(pingPongRounds)
+    KTAP.diagnostic("\(pingPongRounds) rounds with CPU \(partner), \(perRound) ns per round trip")
+    return .pass
+  }
+
+  private static let waitThenCount: CallFunction = { info in
+    let report = Unmanaged<Report>.fromOpaque(info!).takeUnretainedValue()
+    report.done.wait(in: scheduler)
+    // Release pairs with the acquire below: each count is in before the last one's.
+    if report.count.wrappingAdd(1, ordering: .releasing).newValue == report.expected {
+      report.allIn.complete(in: scheduler)
+    }
+  }
+
+  /// Two waiters on every online CPU block on one completion; `completeAll` releases
+  /// them all, and a later `wait` passes at once.
+  static func completeAllWakesEveryone() -> TestResult {
+    let report = Report()
+    let waiters = 2 * CPUs.online.count
+    report.expected = waiters
+    for cpu in CPUs.online {
+      for index in 0..<2 {
+        let thread = Threads.create(
+          ThreadName("waiter", 2 * cpu.rawValue + index), on: cpu, function: waitThenCount,
+          argument: Unmanaged.passUnretained(report).toOpaque())
+        Threads.start(thread)
+      }
+    }
+    report.done.completeAll(in: scheduler)
+    // A sleep, not a spin: the waiters on this CPU need it to run. A lost wake-up
+    // leaves this asleep, and the harness's bound on the boot reports it.
+    report.allIn.wait(in: scheduler)
+    let woke = report.count.load(ordering: .acquiring)
+    report.done.wait(in: scheduler)  // must pass at once: the completion is done for good
+    return woke == waiters ? .pass : .fail("\(woke) of \(waiters) waiters woke")
+  }
+}
