@@ -10,6 +10,7 @@ enum KernelTests {
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,
+      FaultSuites.stackOverflow,
     ]
   }
 
