@@ -3,6 +3,8 @@
 ; Contract: System V AMD64 calling convention. Arguments in RDI, RSI, RDX, RCX; result
 ; in RAX. No helper touches memory other than through its arguments, keeps state, or
 ; loops; each is the instruction its name says plus what the ABI needs around it.
+; call_on_stack is the one helper that calls back into Swift: a stack switch around
+; one call, for running code on a guarded stack (GuardedStacks.swift).
 
 section .text
 bits 64
@@ -115,6 +117,24 @@ FUNC percpu_read                ; (byte offset) -> u64 at GS:offset
     ret
 FUNC cpu_invalid_opcode         ; ud2, for the fault_ud test
     ud2
+    ret
+FUNC cpu_invlpg                 ; (address): drop this CPU's translation of its page
+    invlpg [rdi]
+    ret
+; call_on_stack(top, function, argument): function(argument) on another stack.
+;   In: RDI = top of the new stack (exclusive, 16-byte aligned), RSI = the function
+;   (System V), RDX = its argument. The caller's RSP is kept in RBP, which the callee
+;   preserves (System V), and restored after the call; the frame-pointer chain runs
+;   from the new stack back into the caller's. RSP = top at the call is the ABI's
+;   16-byte alignment at a call. Returns what the function leaves in RAX (nothing).
+FUNC call_on_stack
+    push rbp
+    mov rbp, rsp
+    mov rsp, rdi
+    mov rdi, rdx
+    call rsi
+    mov rsp, rbp
+    pop rbp
     ret
 FUNC cpu_triple_fault           ; empty IDT, then a breakpoint: #BP -> #GP -> #DF -> reset
     sub rsp, 16

@@ -24,6 +24,7 @@ struct MatrixTests {
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "console-8", "console-64",
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
         "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8", "demo-4",
+        "fault-stack-overflow",
       ])
   }
 
@@ -100,7 +101,7 @@ struct MatrixTests {
   @Test func filterSelectsBySubstring() {
     #expect(
       CheckRun.configurations(matching: "fault").map(\.name) == [
-        "fault-ud", "fault-pf", "fault-triple", "fault-early-ap",
+        "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "fault-stack-overflow",
       ])
     #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
     #expect(CheckRun.configurations(matching: "zzz").isEmpty)

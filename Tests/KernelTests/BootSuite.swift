@@ -15,6 +15,9 @@ enum BootSuite {
         KernelTestCase(name: "trampoline_layout_agrees", run: TrampolineLayoutCheck.run),
         KernelTestCase(name: "tsc_agrees_with_pm_timer", run: ClockCheck.run),
         KernelTestCase(name: "heap_honours_alignment", run: HeapCheck.run),
+        KernelTestCase(name: "page_tables_walk_map_unmap", run: PageTablesCheck.run),
+        KernelTestCase(name: "guarded_stacks_map_and_guard", run: GuardedStacksCheck.run),
+        KernelTestCase(name: "guarded_stacks_from_an_ap", run: GuardedStacksCheck.runOnAnAP),
       ])
   }
 

@@ -1,6 +1,9 @@
+import Synchronization
+
 /// Suites that crash on purpose, so the harness can check the panic report and the exit
-/// status of a crash (`ktest=fault_ud`, `fault_pf`, `fault_triple`). Each one's only case
-/// never returns; the harness expects the report, not a KTAP result.
+/// status of a crash (`ktest=fault_ud`, `fault_pf`, `fault_triple`,
+/// `fault_stack_overflow`). Each one's only case never returns; the harness expects the
+/// report, not a KTAP result.
 enum FaultSuites {
   /// An address no page table maps: PML4 entry 0 covers it, but only the first 4 of
   /// its 512 PDPT entries are present (Boot/boot.asm).
@@ -33,4 +36,41 @@ enum FaultSuites {
         return .fail("the machine did not reset")
       }
     ])
+
+  /// Unbounded recursion on a guarded stack owned by test_overflow/0: it must end in
+  /// the guard page and a report naming the stack, not a double or triple fault.
+  static let stackOverflow = KernelTestSuite(
+    name: "fault_stack_overflow",
+    cases: [
+      KernelTestCase(name: "recursion_hits_the_guard") {
+        guard let stack = GuardedStacks.allocate(pages: 4, owner: "test_overflow", number: 0) else {
+          return .fail("could not allocate a guarded stack")
+        }
+        CPUInstructions.callOnStack(top: stack.top, recurseWithoutEnd, nil)
+        return .fail("recursion on a 4-page stack returned (depth \(depthSink.load(ordering: .relaxed)))")
+      }
+    ])
+}
+
+/// Where every frame of `recurse` publishes its buffer's address and its result, so
+/// the optimizer must keep a buffer in each frame and work after each call: the
+/// recursion cannot become a loop.
+private let depthSink = Atomic<UInt64>(0)
+
+private let recurseWithoutEnd: @convention(c) (UnsafeMutableRawPointer?) -> Void = { _ in
+  depthSink.store(recurse(1), ordering: .relaxed)
+}
+
+/// Recurses until 2^40 frames deep (far beyond any stack): 64 bytes of buffer per
+/// frame, written through a pointer that escapes.
+@inline(never)
+private func recurse(_ depth: UInt64) -> UInt64 {
+  if depth >= 1 << 40 { return depth }
+  var frame: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (depth, 0, 0, 0, 0, 0, 0, 0)
+  withUnsafeMutablePointer(to: &frame) { pointer in
+    depthSink.store(UInt64(UInt(bitPattern: pointer)), ordering: .relaxed)
+  }
+  let deeper = recurse(depth + 1)
+  depthSink.store(deeper, ordering: .relaxed)
+  return deeper &+ frame.0 &+ frame.7
 }

@@ -11,6 +11,7 @@ enum KernelTests {
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,
+      FaultSuites.stackOverflow,
     ]
   }
 

@@ -11,10 +11,17 @@ struct CPUDescriptors {
   static let tssSelector: UInt16 = 0x20
 
   /// IST slots (1-based, as the IDT gate names them) and the vectors using them: NMI,
-  /// double fault and machine check each get a known-good stack (SDM Vol. 3A §6.14.5).
+  /// double fault, machine check and page fault each get a known-good stack (SDM Vol.
+  /// 3A §6.14.5). The page fault's is for a guarded stack's overflow: the fault comes
+  /// with RSP in the guard page, where the CPU could not push its frame (#DF, and with
+  /// no stack for that either, a triple fault). A #PF inside a #PF handler starts the
+  /// same stack again from its top: tolerable while every #PF ends in a panic report.
   static let nmiStack = 1
   static let doubleFaultStack = 2
   static let machineCheckStack = 3
+  static let pageFaultStack = 4
+  /// How many IST slots are in use, 1...istCount.
+  static let istCount = 4
   static let istStackSize = 8192
 
   /// null, code32, data, code64, TSS (two slots).
@@ -23,13 +30,13 @@ struct CPUDescriptors {
   var tss = InlineArray<13, UInt64>(repeating: 0)
   /// GDTR image: 16-bit limit then 64-bit base (2 quadwords, 10 bytes used).
   var gdtr = InlineArray<2, UInt64>(repeating: 0)
-  /// Tops of the NMI, double-fault and machine-check stacks (IST 1-3).
-  var istTops = InlineArray<3, UInt64>(repeating: 0)
+  /// Tops of the NMI, double-fault, machine-check and page-fault stacks (IST 1-4).
+  var istTops = InlineArray<4, UInt64>(repeating: 0)
 
   /// Allocates the IST stacks. Boot CPU, at set-up: an AP must not allocate while it
   /// starts (63 APs contending for the heap lock on two host cores cost milliseconds).
   mutating func allocateInterruptStacks() {
-    for slot in 0..<3 {
+    for slot in 0..<Self.istCount {
       let stack = KernelHeap.allocate(bytes: Self.istStackSize, alignment: 4096)
       istTops[slot] = UInt64(UInt(bitPattern: stack)) + UInt64(Self.istStackSize)
     }
@@ -83,10 +90,11 @@ extension PerCPU {
     gdt.storeBytes(of: tssAddress >> 32, toByteOffset: 5 * 8, as: UInt64.self)
   }
 
-  private static func fillTSS(_ tss: UnsafeMutableRawPointer, istTops: InlineArray<3, UInt64>) {
+  private static func fillTSS(_ tss: UnsafeMutableRawPointer, istTops: InlineArray<4, UInt64>) {
     tss.initializeMemory(as: UInt8.self, repeating: 0, count: 104)
-    for slot in 0..<3 {
-      // IST n lives at offset 0x24 + 8 * (n - 1); these fields are not 8-byte aligned.
+    for slot in 0..<CPUDescriptors.istCount {
+      // IST n lives at offset 0x24 + 8 * (n - 1) (SDM Vol. 3A Figure 8-11: IST1 at
+      // 0x24, IST4 at 0x3C, IST7 at 0x54); these fields are not 8-byte aligned.
       tss.storeBytes(of: istTops[slot], toByteOffset: 0x24 + 8 * slot, as: UInt64.self)
     }
     // I/O map base beyond the limit: no I/O permission bitmap.
@@ -109,11 +117,13 @@ enum InterruptTable {
     }
   }
 
-  /// NMI, double fault and machine check get a known-good stack (SDM Vol. 3A §6.14.5).
+  /// NMI, double fault, machine check and page fault get a known-good stack (SDM Vol.
+  /// 3A §6.14.5; see `CPUDescriptors.pageFaultStack`).
   private static func istSlot(for vector: Int) -> Int {
     switch vector {
     case 2: CPUDescriptors.nmiStack
     case 8: CPUDescriptors.doubleFaultStack
+    case 14: CPUDescriptors.pageFaultStack
     case 18: CPUDescriptors.machineCheckStack
     default: 0
     }

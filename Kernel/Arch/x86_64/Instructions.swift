@@ -29,6 +29,10 @@
 @_extern(c, "percpu_read") private func percpu_read(_ offset: Int) -> UInt64
 @_extern(c, "cpu_invalid_opcode") private func cpu_invalid_opcode()
 @_extern(c, "cpu_triple_fault") private func cpu_triple_fault()
+@_extern(c, "cpu_invlpg") private func cpu_invlpg(_ address: UInt64)
+@_extern(c, "call_on_stack") private func call_on_stack(
+  _ top: UInt64, _ function: @convention(c) (UnsafeMutableRawPointer?) -> Void,
+  _ argument: UnsafeMutableRawPointer?)
 
 /// Thin wrappers over one instruction each. Every function may run in any context
 /// (including NMI) unless its comment says otherwise.
@@ -67,6 +71,22 @@ enum CPUInstructions {
   static func readPerCPU(_ offset: Int) -> UInt64 { percpu_read(offset) }
   static func invalidOpcode() { cpu_invalid_opcode() }
   static func tripleFault() { cpu_triple_fault() }
+  /// INVLPG: drops the running CPU's translation of the page holding `address`, and
+  /// the paging-structure caches along its walk (SDM Vol. 3A §4.10.4.1). Other CPUs
+  /// keep theirs.
+  static func invalidatePage(_ address: UInt64) { cpu_invlpg(address) }
+
+  /// Runs `function(argument)` on the stack whose top (exclusive, 16-byte aligned) is
+  /// `top`, then returns on the caller's stack. Interrupts stay as they are and arrive
+  /// on the new stack while `function` runs, so it must have room for them too. Not
+  /// one instruction, but no decision either: a stack switch around a call.
+  static func callOnStack(
+    top: UInt64, _ function: @convention(c) (UnsafeMutableRawPointer?) -> Void,
+    _ argument: UnsafeMutableRawPointer?
+  ) {
+    precondition(top % 16 == 0, "stack top not 16-byte aligned")
+    call_on_stack(top, function, argument)
+  }
 
   /// Executes CPUID and returns EAX, EBX, ECX, EDX.
   static func cpuid(_ leaf: UInt32, _ subleaf: UInt32 = 0)

@@ -65,6 +65,7 @@ enum Panic {
     let reporter = enter()
     let f = frame.pointee
     log("PANIC: \(line: reporter.name): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
+    reportStackOverflow(vector: f.vector, cr2: cr2)
     log("PANIC: RIP=\(hex: f.rip, digits: 16) CS=\(hex: f.cs) RFLAGS=\(hex: f.rflags)")
     log("PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: cr2, digits: 16)")
     log("PANIC: RAX=\(hex: f.rax, digits: 16) RBX=\(hex: f.rbx, digits: 16) RCX=\(hex: f.rcx, digits: 16)")
@@ -73,6 +74,15 @@ enum Panic {
     log("PANIC: R10=\(hex: f.r10, digits: 16) R11=\(hex: f.r11, digits: 16) R12=\(hex: f.r12, digits: 16)")
     log("PANIC: R13=\(hex: f.r13, digits: 16) R14=\(hex: f.r14, digits: 16) R15=\(hex: f.r15, digits: 16)")
     finish()
+  }
+
+  /// For a page fault in a guarded stack's guard page, the line naming whose stack
+  /// overflowed. No lock, no allocation: the owner is read as the fault handler may.
+  private static func reportStackOverflow(vector: UInt64, cr2: UInt64) {
+    guard vector == 14, let stack = GuardedStacks.guardOwner(of: cr2) else { return }
+    log(
+      "PANIC: stack overflow of \(stack.owner)/\(stack.number) (guard page hit at CR2=\(hex: cr2, digits: 16))"
+    )
   }
 
   /// Reports a kernel-detected fatal condition and ends the machine. Any context.

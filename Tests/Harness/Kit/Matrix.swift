@@ -6,7 +6,7 @@ public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
     scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
-    + console + crossCalls + torture + sched + demo
+    + console + crossCalls + torture + sched + demo + stacks
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
