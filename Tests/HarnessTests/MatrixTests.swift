@@ -24,7 +24,7 @@ struct MatrixTests {
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "console-8", "console-64",
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
         "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8", "demo-4",
-        "fault-stack-overflow",
+        "fault-stack-overflow", "fault-thread-overflow",
       ])
   }
 
@@ -102,6 +102,7 @@ struct MatrixTests {
     #expect(
       CheckRun.configurations(matching: "fault").map(\.name) == [
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "fault-stack-overflow",
+        "fault-thread-overflow",
       ])
     #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
     #expect(CheckRun.configurations(matching: "zzz").isEmpty)

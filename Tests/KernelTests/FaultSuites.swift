@@ -50,6 +50,22 @@ enum FaultSuites {
         return .fail("recursion on a 4-page stack returned (depth \(depthSink.load(ordering: .relaxed)))")
       }
     ])
+
+  /// A kernel thread on the last CPU recurses without end: the report must name the
+  /// thread (`overflow-thread/N`), whose stack it overflowed.
+  static let threadStackOverflow = KernelTestSuite(
+    name: "fault_thread_overflow",
+    cases: [
+      KernelTestCase(name: "thread_overflow_names_the_thread") {
+        let cpu = CPUs.online.reversed().first!
+        let finished = Completion<X86_64Platform>()
+        Threads.start(
+          Threads.create(
+            ThreadName("overflow-thread", cpu.rawValue), on: cpu, function: recurseWithoutEnd, argument: nil))
+        finished.wait(in: Threads.scheduler)  // never completed: the panic ends the boot
+        return .fail("woke up after the overflowing thread")
+      }
+    ])
 }
 
 /// Where every frame of `recurse` publishes its buffer's address and its result, so

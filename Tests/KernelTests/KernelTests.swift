@@ -8,6 +8,7 @@ enum KernelTests {
       IPISuite.suite,
       TortureSuite.suite,
       SchedSuite.suite,
+      FaultSuites.threadStackOverflow,
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
       FaultSuites.tripleFault,

@@ -25,8 +25,9 @@ enum Threads {
   /// Whether the scheduler exists yet (interrupts taken during boot come before it).
   static var isSetUp: Bool { instance != nil }
 
-  /// Stack of a kernel thread.
-  static let stackSize = 16 * 1024
+  /// Stack of a kernel thread, in 4 KiB pages, with an unmapped guard page below it
+  /// (GuardedStacks): an overflow faults, and the report names the thread.
+  static let stackPages = 4
 
   /// The control blocks of the APs' idle threads, allocated up front: an AP adopts its
   /// own before it may take the heap lock.
@@ -67,15 +68,18 @@ enum Threads {
   }
 
   /// A thread bound to `cpu` that will run `function(argument)` once started; it does
-  /// not run until `start`. Thread context (it allocates). Linux: kthread_create_on_cpu().
+  /// not run until `start`. Its stack has a guard page, owned by the thread's name.
+  /// Thread context (it allocates); running out of stack space is fatal.
+  /// Linux: kthread_create_on_cpu().
   static func create(
     _ name: ThreadName, priority: ThreadPriority = .normal, on cpu: CPUIndex, function: CallFunction?,
     argument: UnsafeMutableRawPointer?
   ) -> UnsafeMutablePointer<KernelThread> {
+    guard let stack = GuardedStacks.allocate(pages: stackPages, owner: name.prefix, number: name.number ?? 0)
+    else { Panic.halt("threads: no stack for \(name): the guarded stack region is full") }
     let thread = allocate(name, priority: priority, on: cpu, function: function, argument: argument)
-    let stack = KernelHeap.allocate(bytes: stackSize, alignment: 4096)
-    thread.pointee.stackBottom = UInt64(UInt(bitPattern: stack))
-    thread.pointee.stackTop = thread.pointee.stackBottom + UInt64(stackSize)
+    thread.pointee.stackBottom = stack.bottom
+    thread.pointee.stackTop = stack.top
     thread.pointee.savedContext = firstFrame(for: thread)
     return thread
   }
@@ -122,7 +126,7 @@ enum Threads {
   static func reapDeadThreads() {
     var dead = scheduler.takeDeadThreads()
     while let thread = dead.removeFirst() {
-      KernelHeap.free(UnsafeMutableRawPointer(bitPattern: UInt(thread.pointee.stackBottom)))
+      GuardedStacks.release(top: thread.pointee.stackTop)
       thread.deinitialize(count: 1)
       thread.deallocate()
     }

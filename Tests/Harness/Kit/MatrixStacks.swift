@@ -9,6 +9,12 @@ extension Matrix {
     BootConfig(
       name: "fault-stack-overflow", smp: "2", append: "ktest=fault_stack_overflow",
       expectations: Expectations(
-        outcome: .panic, mustContain: ["stack overflow of test_overflow/0", "exception 14"]))
+        outcome: .panic, mustContain: ["stack overflow of test_overflow/0", "exception 14"])),
+    // A kernel thread's stack (Threads.create takes a guarded one): the report names
+    // the thread, here on CPU 1 of 2.
+    BootConfig(
+      name: "fault-thread-overflow", smp: "2", append: "ktest=fault_thread_overflow",
+      expectations: Expectations(
+        outcome: .panic, mustContain: ["stack overflow of overflow-thread/1", "exception 14"])),
   ]
 }
