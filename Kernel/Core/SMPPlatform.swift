@@ -27,6 +27,14 @@ public protocol SMPPlatform {
   /// Reports a fatal condition and stops the machine.
   static func panic(_ line: LogLine) -> Never
 
+  /// Keeps the running thread on its CPU until the matching `preemptEnable()` (nests);
+  /// a no-op where nothing preempts (before the scheduler runs, on the host's fake
+  /// CPUs). Linux: preempt_disable().
+  static func preemptDisable()
+  /// Undoes one `preemptDisable()`; may switch threads if one became due meanwhile.
+  /// Linux: preempt_enable().
+  static func preemptEnable()
+
   /// Whether interrupts are enabled on the running CPU.
   static var interruptsEnabled: Bool { get }
   /// CPUs that may exist: 0..<possibleCPUCount. Linux: nr_cpu_ids.

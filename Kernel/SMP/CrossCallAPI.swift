@@ -6,9 +6,10 @@ import Synchronization
 /// the per-CPU records these use could be claimed twice by an interrupt arriving
 /// between "free" and "locked". `callSingleAsync` with the caller's own record is the
 /// exception, as in Linux. Calls that may wait warn once when made with interrupts off,
-/// except inside `withInterruptsDisabledDeliberately`. Lockstep has no preemption, so the
-/// running CPU cannot change under a caller (Linux's get_cpu()/put_cpu() pairs are
-/// implicit).
+/// except inside `withInterruptsDisabledDeliberately`. Threads are bound to their CPU,
+/// so `me` never changes under a caller; but two threads of one CPU may both call, so
+/// whatever uses this CPU's shared records (the async record, the records of
+/// `callMany`) runs with preemption disabled, as Linux's get_cpu()/put_cpu() pairs do.
 extension CrossCalls {
   /// Runs `function(info)` on `cpu`; on the running CPU it runs at once with interrupts
   /// off. With `wait`, returns after the function has returned.
@@ -34,6 +35,10 @@ extension CrossCalls {
         record.deinitialize(count: 1)
       }
     } else {
+      // From the wait for the record to its queueing, no other thread of this CPU may
+      // claim the same record (Linux: get_cpu() ... put_cpu()).
+      Platform.preemptDisable()
+      defer { Platform.preemptEnable() }
       let record = asyncRecords + me.rawValue
       waitForRecord(record)  // Linux: csd_lock(): the previous use must end
       record.pointee.function = function
@@ -95,6 +100,10 @@ extension CrossCalls {
       try? callSingle(on: first, function, info, wait: wait)
       return
     }
+    // This CPU's records for many targets are shared by its threads: keep the CPU until
+    // they are queued and, when waiting, done (Linux: preemption off throughout).
+    Platform.preemptDisable()
+    defer { Platform.preemptEnable() }
     var interrupt = CPUSet()
     for cpu in targets {
       let record = manyRecord(from: me, to: cpu)

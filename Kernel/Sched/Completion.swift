@@ -33,6 +33,38 @@ public final class Completion<Platform: SchedPlatform> {
     }
   }
 
+  /// As `wait(in:)`, but gives up after `timeoutNanoseconds`: returns true when the
+  /// completion came (and was consumed), false on timeout. Thread context.
+  /// Linux: wait_for_completion_timeout().
+  public func wait(in scheduler: Scheduler<Platform>, timeoutNanoseconds: UInt64) -> Bool {
+    let deadline = Platform.nanoseconds() &+ timeoutNanoseconds
+    let me = scheduler.current
+    while true {
+      let state = lock.lock()
+      if done > 0 {
+        if done != UInt.max { done -= 1 }
+        lock.unlock(state)
+        return true
+      }
+      if !waiters.contains(me) { waiters.append(me) }
+      lock.unlock(state)
+      // A complete() that took us off the list before we were marked sleeping found us
+      // running and could not wake us: the condition sees it, and we look again.
+      let woken = scheduler.sleep(until: deadline, unless: { !isWaiting(me) })
+      if !woken && withdraw(me) { return false }
+    }
+  }
+
+  private func isWaiting(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
+    lock.withLock { waiters.contains(thread) }
+  }
+
+  /// Takes a timed-out waiter off the list; false if a complete() took it first (then
+  /// the completion is its to consume).
+  private func withdraw(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
+    lock.withLock { waiters.remove(thread) }
+  }
+
   /// Announces one completion: wakes the longest waiter, or lets the next `wait` pass.
   /// Any context but NMI. Linux: complete().
   public func complete(in scheduler: Scheduler<Platform>) {

@@ -33,6 +33,16 @@ public struct ThreadList: ~Copyable {
     return first
   }
 
+  /// Whether `thread` is in the list.
+  public func contains(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
+    var cursor = head
+    while let current = cursor {
+      if current == thread { return true }
+      cursor = current.pointee.next
+    }
+    return false
+  }
+
   /// Removes `thread` if it is in the list; returns whether it was.
   public mutating func remove(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
     var previous: UnsafeMutablePointer<KernelThread>? = nil

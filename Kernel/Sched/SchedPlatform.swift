@@ -12,4 +12,15 @@ public protocol SchedPlatform: SMPPlatform {
   /// Interrupts `cpu` so that it reschedules when the interrupt returns.
   /// Linux: smp_send_reschedule().
   static func sendReschedule(to cpu: CPUIndex)
+  /// Arms `timer` on the running CPU's timer queue for `deadline` (nanoseconds on
+  /// `nanoseconds()`'s clock); the hardware timer follows the earliest. Interrupts off.
+  static func armTimer(_ timer: UnsafeMutablePointer<Timer>, deadline: UInt64)
+  /// Disarms `timer` on the running CPU; false if it already fired. Interrupts off.
+  static func cancelTimer(_ timer: UnsafeMutablePointer<Timer>) -> Bool
+  /// A timer function that wakes the `KernelThread` its argument points to (through
+  /// the platform's scheduler): C functions cannot be generic, so the platform names
+  /// its own.
+  static var wakeThreadTimerFunction: CallFunction { get }
+  /// A timer function that asks the running CPU to reschedule: the tick.
+  static var tickTimerFunction: CallFunction { get }
 }

@@ -33,6 +33,8 @@ public final class Scheduler<Platform: SchedPlatform> {
   /// Possible CPUs; every per-CPU array has this many entries.
   public let cpuCount: Int
   private let cpus: UnsafeMutablePointer<CPURunState<Platform>>
+  /// Each CPU's tick timer, armed while it has more than one runnable normal thread.
+  let ticks: UnsafeMutablePointer<Timer>
   private let warnedAtomicSleep = Atomic<Bool>(false)
 
   /// Run queues for `cpuCount` CPUs. Boot, before any thread exists.
@@ -41,11 +43,15 @@ public final class Scheduler<Platform: SchedPlatform> {
     self.cpuCount = cpuCount
     cpus = .allocate(capacity: cpuCount)
     for cpu in 0..<cpuCount { (cpus + cpu).initialize(to: CPURunState()) }
+    ticks = .allocate(capacity: cpuCount)
+    for cpu in 0..<cpuCount { (ticks + cpu).initialize(to: Timer(function: Platform.tickTimerFunction)) }
   }
 
   deinit {
     cpus.deinitialize(count: cpuCount)
     cpus.deallocate()
+    ticks.deinitialize(count: cpuCount)
+    ticks.deallocate()
   }
 
   func run(_ cpu: CPUIndex) -> UnsafeMutablePointer<CPURunState<Platform>> {
@@ -106,10 +112,11 @@ public final class Scheduler<Platform: SchedPlatform> {
       }
       return true
     }
-    guard preempts else { return woke }
     if thread.pointee.cpu == Platform.currentCPU {
-      preemptIfAllowed()
-    } else {
+      if preempts { preemptIfAllowed() } else if woke { tickIfSharing() }
+    } else if woke {
+      // Also when not preempting: the target then arms its tick if the thread must
+      // share the CPU with the one running there (`reschedulingInterrupt`).
       Platform.sendReschedule(to: thread.pointee.cpu)
     }
     return woke
@@ -132,7 +139,9 @@ public final class Scheduler<Platform: SchedPlatform> {
     let lockState = here.pointee.lock.lock()
     let previous = here.pointee.current!
     let next = pickNext(here, after: previous)
+    let sharing = next.pointee.priority == .normal && here.pointee.queue.highestPriority == .normal
     here.pointee.lock.unlock(lockState)
+    updateTick(sharing: sharing)
     if next != previous {
       here.pointee.switches.wrappingAdd(1, ordering: .relaxed)
       Platform.switchContext(from: previous, to: next)

@@ -15,6 +15,10 @@ enum SchedSuite {
         name: "no_preemption_with_interrupts_off", run: SchedPreemptionCases.interruptsOffIsNotPreempted),
       KernelTestCase(
         name: "no_preemption_while_disabled", run: SchedPreemptionCases.preemptDisabledIsNotPreempted),
+      KernelTestCase(
+        name: "sleepers_wake_in_deadline_order", run: SchedTimeCases.sleepersWakeInDeadlineOrder),
+      KernelTestCase(name: "completion_wait_times_out", run: SchedTimeCases.completionWaitTimesOut),
+      KernelTestCase(name: "equal_threads_take_turns", run: SchedTimeCases.equalThreadsTakeTurns),
     ])
 
   static var scheduler: Scheduler<X86_64Platform> { Threads.scheduler }

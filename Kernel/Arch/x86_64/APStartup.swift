@@ -146,7 +146,6 @@ enum APStartup {
       // Checked with interrupts off; an IPI pending since the check still wakes the nap.
       X86_64Platform.waitForInterrupt(atMost: Clock.ticksToNanoseconds(deadline - now))
     }
-    LocalAPIC.stopTimer()
     return missing
   }
 
@@ -222,7 +221,6 @@ enum APStartup {
       X86_64Platform.waitForInterrupt(atMost: 100_000)
       CPUInstructions.disableInterrupts()
     }
-    LocalAPIC.stopTimer()
     let tickets = Int(Trampoline.parameters.pointee.nextTicket)
     var last = start
     for ticket in 0..<min(tickets, 2 * (count - 1)) {

@@ -22,6 +22,9 @@ enum CPUs {
       block.initialize(
         to: PerCPU(selfAddress: UInt64(UInt(bitPattern: block)), cpu: entry.cpu, apicID: entry.apicID))
       block.pointee.descriptors.allocateInterruptStacks()
+      let nap = UnsafeMutablePointer<Timer>.allocate(capacity: 1)
+      nap.initialize(to: Timer())
+      block.pointee.napTimer = nap
     }
     PerCPU.blocks = blocks
     possibleCount = count

@@ -47,8 +47,10 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   case .reschedule:
     LocalAPIC.endOfInterrupt()
     PerCPU.current.pointee.reschedules.wrappingAdd(1, ordering: .relaxed)
+    if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU { Threads.scheduler.reschedulingInterrupt() }
   case .timer:
     LocalAPIC.endOfInterrupt()
+    CPUTimers.handleInterrupt()
   case .ipiPing:
     LocalAPIC.endOfInterrupt()
     IPIPing.handle()

@@ -30,6 +30,10 @@ struct PerCPU: ~Copyable {
   let refusedJoins = Atomic<Int>(0)
   /// Descriptor tables owned by this CPU.
   var descriptors = CPUDescriptors()
+  /// This CPU's armed timers (CPUTimers); only this CPU touches them, interrupts off.
+  var timers = TimerQueue()
+  /// The timer bounding this CPU's naps in `waitForInterrupt`; allocated at set-up.
+  var napTimer: UnsafeMutablePointer<Timer>? = nil
 
   init(selfAddress: UInt64, cpu: CPUIndex, apicID: APICID) {
     self.selfAddress = selfAddress

@@ -13,6 +13,27 @@ extension X86_64Platform: SchedPlatform {
     let save = UnsafeMutableRawPointer(from).assumingMemoryBound(to: UInt64.self)
     context_switch(save, to.pointee.savedContext)
   }
+
+  static func armTimer(_ timer: UnsafeMutablePointer<Timer>, deadline: UInt64) {
+    CPUTimers.arm(timer, deadline: deadline)
+  }
+
+  static func cancelTimer(_ timer: UnsafeMutablePointer<Timer>) -> Bool {
+    CPUTimers.cancel(timer)
+  }
+
+  static var wakeThreadTimerFunction: CallFunction { wakeThreadFromTimer }
+  static var tickTimerFunction: CallFunction { tickFromTimer }
+}
+
+/// A sleep's timeout: wakes the thread the timer's argument points to.
+private let wakeThreadFromTimer: CallFunction = { argument in
+  Threads.scheduler.wake(argument!.assumingMemoryBound(to: KernelThread.self))
+}
+
+/// The tick: the running thread's slice is over.
+private let tickFromTimer: CallFunction = { _ in
+  Threads.scheduler.tickFired()
 }
 
 /// Creating, starting and ending kernel threads (Linux: kthread).

@@ -14,17 +14,30 @@ enum X86_64Platform: SMPPlatform {
 
   static func relax() { CPUInstructions.pause() }
 
-  /// Arms the one-shot APIC timer and halts: the next interrupt (the awaited IPI, or
-  /// the timer) ends the nap. Entered with interrupts off and halting with `sti; hlt`,
-  /// so an interrupt that became pending before still wakes the `hlt`. A timer left
-  /// armed by an earlier, shorter nap only causes one harmless early wake-up.
+  /// Arms this CPU's nap timer and halts: the next interrupt (the awaited IPI, or the
+  /// timer) ends the nap, and the timer is disarmed if it did not fire. Entered with
+  /// interrupts off and halting with `sti; hlt`, so an interrupt that became pending
+  /// before still wakes the `hlt`; returns with interrupts on.
   static func waitForInterrupt(atMost nanoseconds: UInt64) {
     CPUInstructions.disableInterrupts()  // already off by contract; cheap insurance
-    LocalAPIC.startOneShotTimer(nanoseconds: nanoseconds)
+    let nap = PerCPU.current.pointee.napTimer!
+    CPUTimers.arm(nap, deadline: Clock.nanoseconds() &+ nanoseconds)
     CPUInstructions.enableInterruptsAndHalt()
+    CPUInstructions.disableInterrupts()
+    _ = CPUTimers.cancel(nap)
+    CPUInstructions.enableInterrupts()
   }
 
   static func nanoseconds() -> UInt64 { Clock.nanoseconds() }
+
+  /// Through the scheduler once this CPU runs threads; a no-op before.
+  static func preemptDisable() {
+    if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU { Threads.scheduler.preemptDisable() }
+  }
+
+  static func preemptEnable() {
+    if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU { Threads.scheduler.preemptEnable() }
+  }
 
   static func log(_ line: LogLine) { Console.write(line) }
 

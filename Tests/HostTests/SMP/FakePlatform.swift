@@ -54,6 +54,10 @@ enum FakePlatform: SMPPlatform {
   }
 
   /// The running CPU's interrupt flag.
+  /// Nothing preempts a fake CPU's thread: a no-op.
+  static func preemptDisable() {}
+  static func preemptEnable() {}
+
   static var interruptsEnabled: Bool { FakeCPU.current.interruptsOn.load(ordering: .relaxed) }
 
   /// The machine's CPU count.
