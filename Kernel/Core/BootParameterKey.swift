@@ -66,9 +66,15 @@ public struct BootParameterKey: Sendable {
     BootParameterKey("panic_on_ipistall", .integer, allowed: 0...600_000)
   }
 
+  /// `idle_poll_us=N`: the longest an idle CPU polls for work before it halts; 0 (the
+  /// default) never polls. Linux: the haltpoll governor's guest_halt_poll_ns.
+  public static var idlePollUS: BootParameterKey {
+    BootParameterKey("idle_poll_us", .integer, allowed: 0...10_000)
+  }
+
   /// Every key the kernel itself reads.
   public static var kernel: [BootParameterKey] {
-    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall]
+    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall, .idlePollUS]
   }
 
   /// Whether this key is called `name` (`-` and `_` alike).

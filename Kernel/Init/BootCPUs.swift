@@ -38,6 +38,7 @@ enum BootCPUs {
     boot.pointee.stackTop = KernelSymbols.bootStackTop
     boot.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
     PerCPU.loadDescriptors(boot)
+    Idle.pollMaximumNanoseconds = UInt64(parameters.integer("idle_poll_us") ?? 0) * 1000
     Threads.setUp()
     boot.pointee.lifecycle.markBootCPUOnline()
     return limits

@@ -29,8 +29,50 @@ enum Idle {
         function(info)
         continue
       }
-      CPUInstructions.enableInterruptsAndHalt()
+      if pollForWork(block) { continue }
+      halt(block)
     }
+  }
+
+  /// The largest polling window of every CPU's idle loop, in nanoseconds; 0 = never
+  /// poll (`idle_poll_us=`). Off by default: measured under TCG on this project's
+  /// 2-core machines, polling made calls to idle CPUs slower, not faster (see
+  /// docs/benchmarks.md); Linux's guest default is 200 us. Benchmarks change it to
+  /// compare. Written by the boot CPU at boot.
+  nonisolated(unsafe) static var pollMaximumNanoseconds: UInt64 = 0
+
+  /// Polls, interrupts on, for the CPU's current window (HaltPolling): a call IPI is
+  /// served at once, a woken thread is switched to at once, and a vCPU that does not
+  /// halt costs its host no wake-up. Returns whether anything arrived. Entered and left
+  /// with interrupts off.
+  private static func pollForWork(_ block: UnsafeMutablePointer<PerCPU>) -> Bool {
+    block.pointee.haltPolling.maximum = pollMaximumNanoseconds
+    let window = block.pointee.haltPolling.window
+    guard window > 0 else { return false }
+    let interruptsBefore = block.pointee.interruptsTaken.load(ordering: .relaxed)
+    let start = Clock.nanoseconds()
+    CPUInstructions.enableInterrupts()
+    while Clock.nanoseconds() &- start < window
+      && block.pointee.interruptsTaken.load(ordering: .relaxed) == interruptsBefore
+      && block.pointee.threadWork.load(ordering: .relaxed) == 0
+    {
+      CPUInstructions.pause()
+    }
+    CPUInstructions.disableInterrupts()
+    block.pointee.idlePollNanoseconds.wrappingAdd(Clock.nanoseconds() &- start, ordering: .relaxed)
+    return block.pointee.interruptsTaken.load(ordering: .relaxed) != interruptsBefore
+      || block.pointee.threadWork.load(ordering: .relaxed) != 0
+  }
+
+  /// Halts until an interrupt, then lets the polling window learn from how long that
+  /// took. Entered with interrupts off (`sti; hlt`: a wake-up checked for before is
+  /// not lost); left with them on.
+  private static func halt(_ block: UnsafeMutablePointer<PerCPU>) {
+    let start = Clock.nanoseconds()
+    CPUInstructions.enableInterruptsAndHalt()
+    let halted = Clock.nanoseconds() &- start
+    block.pointee.idleHaltNanoseconds.wrappingAdd(halted, ordering: .relaxed)
+    block.pointee.haltPolling.halted(for: halted)
   }
 
   /// Asks CPU `cpu` to run `function(info)` from its idle loop, and wakes it. Waits up

@@ -44,12 +44,16 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     Panic.exception(frame)
   case .spurious:
     break
+  case _ where !PerCPU.currentCPU.isKnown:
+    LocalAPIC.endOfInterrupt()  // an AP before its slot: no per-CPU block to count in
   case .reschedule:
     LocalAPIC.endOfInterrupt()
+    PerCPU.current.pointee.interruptsTaken.wrappingAdd(1, ordering: .relaxed)
     PerCPU.current.pointee.reschedules.wrappingAdd(1, ordering: .relaxed)
     if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU { Threads.scheduler.reschedulingInterrupt() }
   case .timer:
     LocalAPIC.endOfInterrupt()
+    PerCPU.current.pointee.interruptsTaken.wrappingAdd(1, ordering: .relaxed)
     CPUTimers.handleInterrupt()
   case .ipiPing:
     LocalAPIC.endOfInterrupt()
@@ -58,6 +62,7 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.
     LocalAPIC.endOfInterrupt()
+    PerCPU.current.pointee.interruptsTaken.wrappingAdd(1, ordering: .relaxed)
     X86_64Platform.calls.handleInterrupt()
   default:
     LocalAPIC.endOfInterrupt()

@@ -34,6 +34,13 @@ struct PerCPU: ~Copyable {
   var timers = TimerQueue()
   /// The timer bounding this CPU's naps in `waitForInterrupt`; allocated at set-up.
   var napTimer: UnsafeMutablePointer<Timer>? = nil
+  /// The idle loop's polling window (Idle.run); this CPU's only.
+  var haltPolling = HaltPolling(maximum: 0)
+  /// Interrupts taken (vectors from 32 up), and nanoseconds the idle loop polled and
+  /// halted. Relaxed: statistics, read by benchmarks.
+  let interruptsTaken = Atomic<Int>(0)
+  let idlePollNanoseconds = Atomic<UInt64>(0)
+  let idleHaltNanoseconds = Atomic<UInt64>(0)
 
   init(selfAddress: UInt64, cpu: CPUIndex, apicID: APICID) {
     self.selfAddress = selfAddress
