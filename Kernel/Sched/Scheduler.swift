@@ -191,6 +191,9 @@ public final class Scheduler<Platform: SchedPlatform> {
     if here.pointee.preemptCount.load(ordering: .relaxed) != 0 {
       Platform.log("sched: \(here.pointee.current!.pointee.name) ends with preemption disabled")
     }
+    if let thread = here.pointee.current, thread.pointee.mutexesHeld != 0 {
+      Platform.log("sched: \(thread.pointee.name) ends holding \(thread.pointee.mutexesHeld) mutex(es)")
+    }
     _ = Platform.saveAndDisableInterrupts()
     here.pointee.lock.withLock {
       here.pointee.current!.pointee.stateWord.store(ThreadState.dead.rawValue, ordering: .relaxed)
