@@ -6,13 +6,18 @@ extension SMPTests {
   /// `Completion` across fake CPUs: wake-ups racing sleeps, none lost.
   @Suite("Completion on fake CPUs")
   struct CompletionSMPTests {
+    /// The completion under test.
     typealias TestCompletion = Completion<FakeSchedPlatform>
 
     /// A ping completion, a pong completion and how far each side got.
     final class Game: @unchecked Sendable {
+      /// Completed by the pinger, waited for by the answerer.
       let ping = TestCompletion()
+      /// Completed by the answerer, waited for by the pinger.
       let pong = TestCompletion()
+      /// Rounds the pinger started.
       let pings = Atomic<Int>(0)
+      /// Rounds the answerer answered.
       let pongs = Atomic<Int>(0)
 
       /// Where the game stopped, for a failure message.

@@ -7,11 +7,13 @@ extension SMPTests {
   /// hand-off, and the misuse reports.
   @Suite("Mutex on fake CPUs")
   struct MutexSMPTests {
+    /// The mutex under test (not `Synchronization.Mutex`).
     typealias TestMutex = LockstepKernel.Mutex<FakeSchedPlatform>
 
     /// A plain counter: only the mutex keeps the increments apart (ThreadSanitizer, in
     /// `make host-test-tsan`, reports any access the mutex does not order).
     final class Counter: @unchecked Sendable {
+      /// The count; touched only with the mutex held, or after every worker ended.
       var value = 0
     }
 

@@ -9,7 +9,9 @@ extension SMPTests {
   struct SchedulerSMPTests {
     /// Flags shared by the threads of one test.
     final class Flags: @unchecked Sendable {
+      /// The stopper ran.
       let stopperRan = Atomic<Bool>(false)
+      /// The spinner saw what the test wants of it (the stopper ran while it spun).
       let spinnerSawStopper = Atomic<Bool>(false)
       /// The spinner is in its loop (and has interrupts or preemption off, if it should).
       let spinning = Atomic<Bool>(false)
@@ -102,13 +104,17 @@ extension SMPTests {
     /// Counters one thread posts and another sleeps on, with the scheduler's own
     /// protocol: mark sleeping, re-check, then schedule.
     final class Rendezvous: @unchecked Sendable {
+      /// The last round the pinger posted.
       let ping = Atomic<Int>(0)
+      /// The last round the ponger answered.
       let pong = Atomic<Int>(0)
+      /// The scheduler both sleep in.
       let scheduler: Scheduler<FakeSchedPlatform>
+      /// A rendezvous in `scheduler`.
       init(_ scheduler: Scheduler<FakeSchedPlatform>) { self.scheduler = scheduler }
 
       /// Sleeps until `counter` reaches `round`.
-      func await(_ counter: borrowing Atomic<Int>, _ round: Int) {
+      func sleep(until counter: borrowing Atomic<Int>, _ round: Int) {
         while true {
           scheduler.prepareToSleep()
           // Acquire pairs with the release in post(). Marked sleeping first: a post
@@ -124,7 +130,7 @@ extension SMPTests {
       /// Sets `counter` to `round` and wakes `thread`.
       func post(_ counter: borrowing Atomic<Int>, _ round: Int, to thread: UnsafeMutablePointer<KernelThread>)
       {
-        counter.store(round, ordering: .releasing)  // Pairs with the acquire in await().
+        counter.store(round, ordering: .releasing)  // Pairs with the acquire in sleep(until:_:).
         scheduler.wake(thread)
       }
     }
@@ -141,14 +147,14 @@ extension SMPTests {
         let ponger = machine.spawn("ponger", on: 1) {
           let partner = pinger.load(ordering: .acquiring)!  // Pairs with the test's release.
           for round in 1...rounds {
-            meeting.await(meeting.ping, round)
+            meeting.sleep(until: meeting.ping, round)
             meeting.post(meeting.pong, round, to: partner)
           }
         }
         let pingerThread = machine.spawn("pinger", on: 0) {
           for round in 1...rounds {
             meeting.post(meeting.ping, round, to: ponger.thread)
-            meeting.await(meeting.pong, round)
+            meeting.sleep(until: meeting.pong, round)
           }
         }
         pinger.store(pingerThread.thread, ordering: .releasing)  // Pairs with the ponger's acquire.
@@ -158,6 +164,27 @@ extension SMPTests {
           [pingerThread, ponger], timeout: 30,
           "(ping \(meeting.ping.load(ordering: .relaxed)), pong \(meeting.pong.load(ordering: .relaxed)))")
         #expect(meeting.pong.load(ordering: .relaxed) == rounds)
+      }
+    }
+
+    /// Known bug: a thread preempted between `prepareToSleep()` and its re-check is
+    /// taken off its CPU as if it slept (`pickNext` leaves every sleeping `previous`
+    /// out of the queue), so a wake-up that came before `prepareToSleep` is lost. Linux
+    /// keeps a preempted thread queued whatever its state (`__schedule(SM_PREEMPT)`).
+    /// Here the waiter wakes a stopper on its own CPU after `prepareToSleep`: the
+    /// stopper preempts it at once, and the waiter must run again afterwards.
+    @Test func aThreadPreemptedAfterPrepareToSleepRunsAgain() {
+      withKnownIssue("Scheduler.pickNext treats preemption after prepareToSleep as sleep") {
+        FakeSchedMachine.with(cpus: 1) { machine in
+          let scheduler = machine.scheduler
+          let stopper = machine.spawn("stopper", 0, on: 0, priority: .stopper) {}
+          let waiter = machine.run("waiter", on: 0) {
+            scheduler.prepareToSleep()
+            scheduler.wake(stopper.thread)  // Preempts us (interrupts and preemption on).
+            scheduler.cancelSleep()  // The re-check found the condition true.
+          }
+          machine.waitForAll([waiter, stopper], timeout: 1, "(the preempted waiter never ran again)")
+        }
       }
     }
   }
