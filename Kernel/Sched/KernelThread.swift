@@ -57,6 +57,9 @@ public struct KernelThread: ~Copyable {
   var next: UnsafeMutablePointer<KernelThread>? = nil
   /// Its name, `migration/3` style, for reports.
   public let name: ThreadName
+  /// Mutexes it holds now (`Mutex`), for the report of a thread that ends holding one.
+  /// Changed only by the thread itself (the owner), so a plain field.
+  public var mutexesHeld: Int = 0
 
   /// A thread of `priority` bound to `cpu` that will run `function(argument)`.
   public init(

@@ -3,9 +3,12 @@ import Synchronization
 /// One CPU's scheduling state: its run queue under a lock, the thread on it, its idle
 /// thread, and the flags that ask it to reschedule. Linux: `struct rq`.
 struct CPURunState<Platform: SMPPlatform>: ~Copyable {
+  /// Only under `lock`. First, not `lock`: ThreadSanitizer marks a change through
+  /// `pointee` as an access at the struct's first byte, which must not be the lock word
+  /// other CPUs spin on (every contended lock would be reported as a race).
+  var queue = RunQueue()
   /// Guards `queue`, `current` and the states of this CPU's threads.
   let lock = SpinLock<Platform>("runqueue")
-  var queue = RunQueue()
   /// The thread on the CPU; nil before the CPU adopted its first thread.
   var current: UnsafeMutablePointer<KernelThread>? = nil
   /// The thread that runs when nothing else can.
@@ -199,6 +202,9 @@ public final class Scheduler<Platform: SchedPlatform> {
     let here = run(Platform.currentCPU)
     if here.pointee.preemptCount.load(ordering: .relaxed) != 0 {
       Platform.log("sched: \(here.pointee.current!.pointee.name) ends with preemption disabled")
+    }
+    if let thread = here.pointee.current, thread.pointee.mutexesHeld != 0 {
+      Platform.log("sched: \(thread.pointee.name) ends holding \(thread.pointee.mutexesHeld) mutex(es)")
     }
     _ = Platform.saveAndDisableInterrupts()
     here.pointee.lock.withLock {
