@@ -9,7 +9,7 @@
 public final class Completion<Platform: SchedPlatform> {
   private let lock = SpinLock<Platform>("completion")
   private var done: UInt = 0
-  private var waiters = ThreadList()
+  private var waiters = ThreadList(.wait)
 
   /// A completion nobody has announced yet. Linux: init_completion().
   public init() {}
@@ -80,7 +80,7 @@ public final class Completion<Platform: SchedPlatform> {
   public func completeAll(in scheduler: Scheduler<Platform>) {
     let state = lock.lock()
     done = UInt.max
-    var woken = ThreadList()
+    var woken = ThreadList(.wait)
     while let waiter = waiters.removeFirst() { woken.append(waiter) }
     lock.unlock(state)
     while let waiter = woken.removeFirst() { scheduler.wake(waiter) }

@@ -53,8 +53,18 @@ public struct KernelThread: ~Copyable {
   /// Its stack, [stackBottom, stackTop); 0 for a thread adopted on its own stack.
   public var stackBottom: UInt64 = 0
   public var stackTop: UInt64 = 0
-  /// Link in its run queue or in a wait queue; owned by whoever holds the thread there.
-  var next: UnsafeMutablePointer<KernelThread>? = nil
+  /// Link in its run queue (or its CPU's list of ended threads); under the run-queue
+  /// lock.
+  var runLink: UnsafeMutablePointer<KernelThread>? = nil
+  /// Link in a wait queue (a completion's or a mutex's waiters); under that queue's
+  /// lock. Separate from `runLink`: a thread preempted after it joined a wait queue is
+  /// in its run queue too until it sleeps (Linux: a task's run list and its wait-queue
+  /// entries are distinct).
+  var waitLink: UnsafeMutablePointer<KernelThread>? = nil
+  /// Whether it is in its CPU's run queue (Linux: on_rq). Separate from the state: a
+  /// thread preempted between `prepareToSleep` and `schedule()` stays queued while
+  /// sleeping. Under the run-queue lock.
+  var isQueued = false
   /// Its name, `migration/3` style, for reports.
   public let name: ThreadName
   /// Mutexes it holds now (`Mutex`), for the report of a thread that ends holding one.

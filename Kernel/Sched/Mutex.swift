@@ -18,7 +18,7 @@ public final class Mutex<Platform: SchedPlatform> {
   /// The owner's address, 0 when free. Written under `guardLock`; read relaxed by `owner`.
   private let holder = Atomic<UInt>(0)
   /// Threads sleeping in `lock(in:)`, oldest first. Guarded by `guardLock`.
-  private var waiters = ThreadList()
+  private var waiters = ThreadList(.wait)
   /// Set by the first unlock from a thread that was not the owner (reported once).
   private let reportedForeignUnlock = Atomic<Bool>(false)
 

@@ -32,7 +32,7 @@ extension Scheduler {
     guard here.pointee.needsReschedule.load(ordering: .relaxed),
       here.pointee.preemptCount.load(ordering: .relaxed) == 0, Platform.interruptsEnabled
     else { return }
-    schedule()
+    schedule(preempted: true)
   }
 
   /// The platform's interrupt exit, interrupts off: if the interrupted context was a
@@ -45,7 +45,7 @@ extension Scheduler {
     guard here.pointee.needsReschedule.load(ordering: .relaxed),
       here.pointee.preemptCount.load(ordering: .relaxed) == 0
     else { return }
-    schedule()
+    schedule(preempted: true)
   }
 
   /// Whether this CPU was asked to reschedule (for its idle loop: every wake-up of a

@@ -1,13 +1,34 @@
-/// A first-in, first-out list of threads linked through `KernelThread.next`: a run
+/// Which of a thread's two links a `ThreadList` uses.
+public enum ThreadLink: Sendable {
+  /// `KernelThread.runLink`: run queues and the list of ended threads.
+  case run
+  /// `KernelThread.waitLink`: completions' and mutexes' waiters.
+  case wait
+}
+
+/// A first-in, first-out list of threads linked through one of their links: a run
 /// queue's class, or a wait queue. Not thread-safe: its owner holds a lock.
 public struct ThreadList: ~Copyable {
   private var head: UnsafeMutablePointer<KernelThread>? = nil
   private var tail: UnsafeMutablePointer<KernelThread>? = nil
+  private let link: ThreadLink
   /// How many threads are in the list.
   public private(set) var count = 0
 
-  /// An empty list.
-  public init() {}
+  /// An empty list linking its threads through `link`.
+  public init(_ link: ThreadLink = .run) {
+    self.link = link
+  }
+
+  private func next(of thread: UnsafeMutablePointer<KernelThread>) -> UnsafeMutablePointer<KernelThread>? {
+    link == .run ? thread.pointee.runLink : thread.pointee.waitLink
+  }
+
+  private func setNext(
+    of thread: UnsafeMutablePointer<KernelThread>, to next: UnsafeMutablePointer<KernelThread>?
+  ) {
+    if link == .run { thread.pointee.runLink = next } else { thread.pointee.waitLink = next }
+  }
 
   /// Whether the list is empty.
   public var isEmpty: Bool { head == nil }
@@ -17,8 +38,8 @@ public struct ThreadList: ~Copyable {
 
   /// Appends `thread`, which must be in no list.
   public mutating func append(_ thread: UnsafeMutablePointer<KernelThread>) {
-    thread.pointee.next = nil
-    if let last = tail { last.pointee.next = thread } else { head = thread }
+    setNext(of: thread, to: nil)
+    if let last = tail { setNext(of: last, to: thread) } else { head = thread }
     tail = thread
     count += 1
   }
@@ -26,9 +47,9 @@ public struct ThreadList: ~Copyable {
   /// Removes and returns the first thread.
   public mutating func removeFirst() -> UnsafeMutablePointer<KernelThread>? {
     guard let first = head else { return nil }
-    head = first.pointee.next
+    head = next(of: first)
     if head == nil { tail = nil }
-    first.pointee.next = nil
+    setNext(of: first, to: nil)
     count -= 1
     return first
   }
@@ -38,7 +59,7 @@ public struct ThreadList: ~Copyable {
     var cursor = head
     while let current = cursor {
       if current == thread { return true }
-      cursor = current.pointee.next
+      cursor = next(of: current)
     }
     return false
   }
@@ -49,14 +70,14 @@ public struct ThreadList: ~Copyable {
     var cursor = head
     while let current = cursor {
       if current == thread {
-        if let previous { previous.pointee.next = current.pointee.next } else { head = current.pointee.next }
+        if let previous { setNext(of: previous, to: next(of: current)) } else { head = next(of: current) }
         if tail == current { tail = previous }
-        current.pointee.next = nil
+        setNext(of: current, to: nil)
         count -= 1
         return true
       }
       previous = current
-      cursor = current.pointee.next
+      cursor = next(of: current)
     }
     return false
   }

@@ -108,7 +108,7 @@ public final class Scheduler<Platform: SchedPlatform> {
       let state = thread.pointee.state
       guard state == .sleeping || state == .new else { return false }
       thread.pointee.stateWord.store(ThreadState.runnable.rawValue, ordering: .relaxed)
-      target.pointee.queue.enqueue(thread)
+      enqueue(thread, on: target)
       if let running = target.pointee.current, thread.pointee.priority > running.pointee.priority {
         preempts = true
         target.pointee.needsReschedule.store(true, ordering: .relaxed)
@@ -130,6 +130,13 @@ public final class Scheduler<Platform: SchedPlatform> {
   /// out if it is sleeping or dead. Returns when this thread runs again. Thread context,
   /// any interrupt state (restored on return). Linux: schedule().
   public func schedule() {
+    schedule(preempted: false)
+  }
+
+  /// `schedule()`; with `preempted`, the running thread is being taken off its CPU,
+  /// not giving it up: it stays queued even if it was about to sleep (it re-checks its
+  /// condition and sleeps for real when it runs again). Linux: __schedule(SM_PREEMPT).
+  func schedule(preempted: Bool) {
     let interrupts = Platform.saveAndDisableInterrupts()
     let here = run(Platform.currentCPU)
     if here.pointee.preemptCount.load(ordering: .relaxed) > 0,
@@ -141,7 +148,7 @@ public final class Scheduler<Platform: SchedPlatform> {
     }
     let lockState = here.pointee.lock.lock()
     let previous = here.pointee.current!
-    let next = pickNext(here, after: previous)
+    let next = pickNext(here, after: previous, preempted: preempted)
     let sharing = next.pointee.priority == .normal && here.pointee.queue.highestPriority == .normal
     here.pointee.lock.unlock(lockState)
     updateTick(sharing: sharing)
@@ -152,25 +159,45 @@ public final class Scheduler<Platform: SchedPlatform> {
     Platform.restoreInterrupts(interrupts)
   }
 
-  /// Under the run-queue lock: requeues `previous` if it is still running (not the idle
-  /// thread, which is never queued), picks the next thread and marks it running.
+  /// Under the run-queue lock: requeues `previous` unless it sleeps of its own accord,
+  /// has ended, is queued already (woken while still on the CPU) or is the idle thread
+  /// (never queued); picks the next thread. A picked thread that was runnable is now
+  /// running; one preempted while preparing to sleep stays sleeping.
   private func pickNext(
-    _ here: UnsafeMutablePointer<CPURunState<Platform>>, after previous: UnsafeMutablePointer<KernelThread>
+    _ here: UnsafeMutablePointer<CPURunState<Platform>>, after previous: UnsafeMutablePointer<KernelThread>,
+    preempted: Bool
   ) -> UnsafeMutablePointer<KernelThread> {
-    switch previous.pointee.state {
-    case .running where previous != here.pointee.idle:
-      previous.pointee.stateWord.store(ThreadState.runnable.rawValue, ordering: .relaxed)
-      here.pointee.queue.enqueue(previous)
-    case .dead:
+    let state = previous.pointee.state
+    if state == .dead {
       here.pointee.dead.append(previous)
-    default:
-      break  // sleeping: out of the queue; runnable: queued already by a waker; idle
+    } else if previous != here.pointee.idle && !previous.pointee.isQueued && (preempted || state != .sleeping)
+    {
+      if state == .running {
+        previous.pointee.stateWord.store(ThreadState.runnable.rawValue, ordering: .relaxed)
+      }
+      enqueue(previous, on: here)
     }
     here.pointee.needsReschedule.store(false, ordering: .relaxed)
-    let next = here.pointee.queue.dequeueNext() ?? here.pointee.idle!
-    next.pointee.stateWord.store(ThreadState.running.rawValue, ordering: .relaxed)
+    let next: UnsafeMutablePointer<KernelThread>
+    if let queued = here.pointee.queue.dequeueNext() {
+      queued.pointee.isQueued = false
+      next = queued
+    } else {
+      next = here.pointee.idle!
+    }
+    if next.pointee.state == .runnable {
+      next.pointee.stateWord.store(ThreadState.running.rawValue, ordering: .relaxed)
+    }
     here.pointee.current = next
     return next
+  }
+
+  /// Puts `thread` in `here`'s run queue. Under its lock.
+  private func enqueue(
+    _ thread: UnsafeMutablePointer<KernelThread>, on here: UnsafeMutablePointer<CPURunState<Platform>>
+  ) {
+    here.pointee.queue.enqueue(thread)
+    thread.pointee.isQueued = true
   }
 
   /// Marks the running thread sleeping, under its run-queue lock, so that a `wake` from

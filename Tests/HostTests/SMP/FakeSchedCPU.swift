@@ -32,6 +32,9 @@ final class FakeSchedCPU: @unchecked Sendable {
   let interruptPending = Atomic<Bool>(false)
   /// Interrupts taken (handler runs); relaxed, a statistic.
   let interruptsTaken = Atomic<Int>(0)
+  /// This CPU's timers (sleep timeouts, the tick): armed and run by its own running
+  /// kernel thread only, with interrupts off, as on the kernel's CPUs.
+  var timers = TimerQueue()
   private let monitor = Monitor()
   /// Threads to start here. Guarded by `monitor`.
   private var starts: [UnsafeMutablePointer<KernelThread>] = []
@@ -73,8 +76,15 @@ final class FakeSchedCPU: @unchecked Sendable {
   /// handler with interrupts off. The running kernel thread only.
   func interruptPoint() {
     guard interruptsOn.load(ordering: .relaxed) else { return }
+    if timers.earliestDeadline.map({ $0 <= HostClock.now() }) == true {
+      interruptPending.store(true, ordering: .relaxed)  // the timer's interrupt
+    }
     guard interruptPending.exchange(false, ordering: .acquiring) else { return }
     interruptsOn.store(false, ordering: .relaxed)
+    while let due = timers.takeExpired(now: HostClock.now()) {
+      let (function, argument) = (due.pointee.function, due.pointee.argument)
+      function?(argument)
+    }
     interruptsTaken.add(1, ordering: .relaxed)
     let toStart = monitor.withLock {
       defer { starts.removeAll() }
@@ -92,7 +102,8 @@ final class FakeSchedCPU: @unchecked Sendable {
     interruptsOn.store(true, ordering: .relaxed)
     // The sender sets the pending bit before taking the monitor to wake us, so checking
     // it under the monitor cannot miss a wake-up; the time bound is a guard.
-    _ = monitor.wait(until: HostClock.now() + nanoseconds) {
+    let bound = min(HostClock.now() + nanoseconds, timers.earliestDeadline ?? UInt64.max)
+    _ = monitor.wait(until: bound) {
       interruptPending.load(ordering: .relaxed) || machine.isStopping
     }
     interruptPoint()

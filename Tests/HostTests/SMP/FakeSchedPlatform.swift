@@ -98,9 +98,35 @@ enum FakeSchedPlatform: SchedPlatform {
     cpu.machine.cpus[target.rawValue].raiseInterrupt()
   }
 
+  /// Through the machine's scheduler.
+  static func preemptDisable() { cpu.machine.scheduler.preemptDisable() }
+  static func preemptEnable() { cpu.machine.scheduler.preemptEnable() }
+
+  /// Into the running CPU's queue; it fires at an interrupt point (`interruptPoint`).
+  static func armTimer(_ timer: UnsafeMutablePointer<Timer>, deadline: UInt64) {
+    cpu.timers.arm(timer, deadline: deadline)
+  }
+
+  static func cancelTimer(_ timer: UnsafeMutablePointer<Timer>) -> Bool {
+    cpu.timers.cancel(timer)
+  }
+
+  static var wakeThreadTimerFunction: CallFunction { fakeWakeThread }
+  static var tickTimerFunction: CallFunction { fakeTick }
+
   private static func text(of line: LogLine) -> String {
     line.withBytes { String(decoding: $0, as: UTF8.self) }
   }
+}
+
+/// A sleep's timeout on a fake CPU.
+private let fakeWakeThread: CallFunction = { argument in
+  FakeSchedCPU.current.machine.scheduler.wake(argument!.assumingMemoryBound(to: KernelThread.self))
+}
+
+/// The tick on a fake CPU.
+private let fakeTick: CallFunction = { _ in
+  FakeSchedCPU.current.machine.scheduler.tickFired()
 }
 
 /// Helpers for test code running in a fake kernel thread.

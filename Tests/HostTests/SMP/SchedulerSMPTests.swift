@@ -168,23 +168,21 @@ extension SMPTests {
     }
 
     /// Known bug: a thread preempted between `prepareToSleep()` and its re-check is
-    /// taken off its CPU as if it slept (`pickNext` leaves every sleeping `previous`
-    /// out of the queue), so a wake-up that came before `prepareToSleep` is lost. Linux
-    /// keeps a preempted thread queued whatever its state (`__schedule(SM_PREEMPT)`).
+    /// taken off its CPU as if it slept, and a wake-up that came before `prepareToSleep`
+    /// was lost. A preempted thread now stays queued whatever its state, as in Linux
+    /// (`__schedule(SM_PREEMPT)`); this was a known issue until then.
     /// Here the waiter wakes a stopper on its own CPU after `prepareToSleep`: the
     /// stopper preempts it at once, and the waiter must run again afterwards.
     @Test func aThreadPreemptedAfterPrepareToSleepRunsAgain() {
-      withKnownIssue("Scheduler.pickNext treats preemption after prepareToSleep as sleep") {
-        FakeSchedMachine.with(cpus: 1) { machine in
-          let scheduler = machine.scheduler
-          let stopper = machine.spawn("stopper", 0, on: 0, priority: .stopper) {}
-          let waiter = machine.run("waiter", on: 0) {
-            scheduler.prepareToSleep()
-            scheduler.wake(stopper.thread)  // Preempts us (interrupts and preemption on).
-            scheduler.cancelSleep()  // The re-check found the condition true.
-          }
-          machine.waitForAll([waiter, stopper], timeout: 1, "(the preempted waiter never ran again)")
+      FakeSchedMachine.with(cpus: 1) { machine in
+        let scheduler = machine.scheduler
+        let stopper = machine.spawn("stopper", 0, on: 0, priority: .stopper) {}
+        let waiter = machine.run("waiter", on: 0) {
+          scheduler.prepareToSleep()
+          scheduler.wake(stopper.thread)  // Preempts us (interrupts and preemption on).
+          scheduler.cancelSleep()  // The re-check found the condition true.
         }
+        machine.waitForAll([waiter, stopper], timeout: 1, "(the preempted waiter never ran again)")
       }
     }
   }
