@@ -22,6 +22,7 @@ enum TortureSuite {
   /// How long the boot CPU waits for the threads of the other CPUs, in ms.
   static let boundMilliseconds: UInt64 = 300_000
 
+  /// The case: the torture with `threadsPerCPU` threads on every CPU.
   static func run() -> TestResult { run(threadsPerCPU: threadsPerCPU) }
 
   /// The torture with `threadsPerCPU` threads (`torture/N`) on every online CPU, the
@@ -65,12 +66,15 @@ final class TortureState {
   /// What each worker is handed: the state and its number, which seeds its random
   /// sequence (so that `torture_seed` repeats every worker's calls).
   struct Assignment {
+    /// The torture's shared counters.
     unowned(unsafe) let state: TortureState
+    /// The worker's number, `N` of `torture/N`.
     let number: Int
   }
   private let assignments: UnsafeMutablePointer<Assignment>
   private let workers: Int
 
+  /// The state for `workers` threads of `operationsPerWorker` calls each.
   init(workers: Int, operationsPerWorker: Int, seed: UInt64) {
     self.workers = workers
     self.operationsPerWorker = operationsPerWorker
