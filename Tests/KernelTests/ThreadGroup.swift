@@ -11,11 +11,15 @@ import Synchronization
 /// work of the threads it waits for, each of which must itself be bounded (every test
 /// function here is), and by the harness's bound on the boot.
 ///
-/// Allocate, start and wait from one thread (thread context: it allocates).
+/// Each started thread holds a reference to the group until its very end, so a group
+/// given up on by a timed-out `wait` lives on until its last thread has ended. What the
+/// threads are given as arguments is the caller's to keep alive. Allocate, start and
+/// wait from one thread (thread context: it allocates).
 final class ThreadGroup {
   /// What one thread runs, and whether it has ended.
   private struct Member: ~Copyable {
-    unowned(unsafe) let group: ThreadGroup
+    /// The thread's reference, released as its last act.
+    let group: Unmanaged<ThreadGroup>
     let function: CallFunction
     let argument: UnsafeMutableRawPointer?
     let name: ThreadName
@@ -36,8 +40,6 @@ final class ThreadGroup {
   private let endedHere = Completion<X86_64Platform>()
   /// Members ended; release by each member, acquire by `wait`.
   private let ended = Atomic<Int>(0)
-  /// Whether `wait` gave up: the members may still run, so nothing is freed.
-  private var abandoned = false
 
   /// An empty group for at most `capacity` threads, waited for from the running CPU.
   init(capacity: Int) {
@@ -47,7 +49,6 @@ final class ThreadGroup {
   }
 
   deinit {
-    guard !abandoned else { return }
     members.deinitialize(count: count)
     members.deallocate()
   }
@@ -60,7 +61,7 @@ final class ThreadGroup {
     precondition(count < capacity, "ThreadGroup: more threads than its capacity")
     let member = members + count
     member.initialize(
-      to: Member(group: self, function: function, argument: argument, name: name, cpu: cpu))
+      to: Member(group: .passRetained(self), function: function, argument: argument, name: name, cpu: cpu))
     count += 1
     if cpu == waiter { countHere += 1 }
     let thread = Threads.create(
@@ -68,14 +69,23 @@ final class ThreadGroup {
     Threads.start(thread)
   }
 
-  /// Each member's thread: the function, then its end announced.
+  /// Each member's thread: the function, its end announced, its reference dropped.
   private static let body: CallFunction = { info in
     let member = info!.assumingMemoryBound(to: Member.self)
     member.pointee.function(member.pointee.argument)
-    let group = member.pointee.group
+    let reference = member.pointee.group  // no reference count: a plain value
+    announceEnd(of: member)
+    // The last touch: this may free the group, the member included.
+    reference.release()
+  }
+
+  /// Marks `member` ended, and on the waiter's CPU completes `endedHere`. Every strong
+  /// reference it takes ends with it, before the caller's release.
+  @inline(never)
+  private static func announceEnd(of member: UnsafeMutablePointer<Member>) {
+    let group = member.pointee.group.takeUnretainedValue()
     // On the waiter's CPU the waiter cannot run before this thread ends (no
-    // preemption among equals), so the order of the three lines does not matter there;
-    // elsewhere the two releases are the last touches of the group.
+    // preemption among equals), so the completion may come first.
     if member.pointee.cpu == group.waiter { group.endedHere.complete(in: Threads.scheduler) }
     // Releases pair with the acquires in wait(): the function's effects are visible
     // to the waiter once it sees the thread ended.
@@ -89,16 +99,14 @@ final class ThreadGroup {
   /// Waits until every started thread has ended: sleeps while this CPU's own run,
   /// then waits up to `milliseconds` for those on other CPUs. Returns nil once all have
   /// ended, or else a report of what was awaited, on which CPU, for how long, naming
-  /// the first threads still running. After a timeout the group leaks its records
-  /// (their threads may still read them). Thread context, on the CPU that made it.
+  /// the first threads still running (which keep the group alive until they end).
+  /// Thread context, on the CPU that made it.
   func wait(milliseconds: UInt64) -> LogLine? {
     precondition(X86_64Platform.currentCPU == waiter, "ThreadGroup waited for from another CPU")
     let start = Clock.nanoseconds()
     for _ in 0..<countHere { endedHere.wait(in: Threads.scheduler) }
     countHere = 0
     if waitUntil(milliseconds: milliseconds, { endedCount == count }) { return nil }
-    abandoned = true
-    _ = Unmanaged.passRetained(self)  // the running threads still reach the group
     var report: LogLine =
       "CPU \(waiter) waited \((Clock.nanoseconds() - start) / 1_000_000) ms: \(count - endedCount) of \(count) threads had not ended:"
     var named = 0
