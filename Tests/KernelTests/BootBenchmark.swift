@@ -55,7 +55,8 @@ enum CacheLinePingPong {
     let line = storage.bindMemory(to: Atomic<UInt64>.self, capacity: 1)
     line.initialize(to: Atomic<UInt64>(0))
     ball = line
-    Idle.post(respondEntry, nil, to: CPUIndex(partner))
+    let group = ThreadGroup(capacity: 1)
+    group.start(ThreadName("bench-ball", partner), on: CPUIndex(partner), respondEntry, nil)
     var samples = BenchLine("cacheline_rtt", unit: "ns")
     for round in 0..<UInt64(rounds) {
       let serve = 2 * round + 1
@@ -68,15 +69,18 @@ enum CacheLinePingPong {
       samples.add(Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start))
     }
     line.pointee.store(stop, ordering: .relaxed)
+    if let late = group.wait(milliseconds: 1000) {
+      log("bench: cache-line partner, bound 1 s: \(line: late)")
+    }
     samples.flush()
     log("bench-note cacheline_rtt: CPU 0 and CPU \(partner), partner spinning (busy); other CPUs idle in hlt")
   }
 
-  /// `respond()` as a function to post to the partner's idle loop.
+  /// `respond()` as the partner's thread (`bench-ball/N`).
   private static let respondEntry: CallFunction = { _ in respond() }
 
-  /// The partner's side, run from its idle loop until the boot CPU says stop or goes
-  /// quiet for longer than the bound.
+  /// The partner's side, run by its thread until the boot CPU says stop or goes quiet
+  /// for longer than the bound.
   static func respond() {
     guard let line = ball else { return }
     var expected: UInt64 = 1

@@ -11,7 +11,7 @@ enum BootSuite {
         KernelTestCase(name: "apic_ids_match_the_table", run: apicIDsMatchTheTable),
         KernelTestCase(name: "online_after_first_init") { onlineAfterFirstINIT(context) },
         KernelTestCase(name: "every_ap_has_one_verdict") { everyAPHasOneVerdict(context) },
-        KernelTestCase(name: "idle_cpus_wake_for_work", run: idleCPUsWakeForWork),
+        KernelTestCase(name: "idle_cpus_wake_for_a_new_thread", run: idleCPUsWakeForANewThread),
         KernelTestCase(name: "trampoline_layout_agrees", run: TrampolineLayoutCheck.run),
         KernelTestCase(name: "tsc_agrees_with_pm_timer", run: ClockCheck.run),
         KernelTestCase(name: "heap_honours_alignment", run: HeapCheck.run),
@@ -121,17 +121,50 @@ enum BootSuite {
     return .pass
   }
 
-  /// Each AP, idle in `hlt`, wakes for the reschedule vector and runs posted work.
-  static func idleCPUsWakeForWork() -> TestResult {
-    let counters = CPUCounters()
-    for cpu in CPUs.online where cpu.rawValue > 0 {
-      guard Idle.post(countOnThisCPU, counters.info, to: cpu) else {
-        return .fail("could not post work to CPU \(cpu.rawValue)")
+  /// How long an idle AP may take to run a thread started for it, in ms.
+  static let wakeBoundMilliseconds: UInt64 = 500
+
+  /// Each AP, idle in `hlt`, wakes for a thread started from CPU 0 (the wake-up's
+  /// reschedule IPI) and runs it, on that CPU, within `wakeBoundMilliseconds`; one AP
+  /// at a time, so that the others stay idle.
+  static func idleCPUsWakeForANewThread() -> TestResult {
+    guard CPUs.online.count > 1 else { return .skip("one CPU online") }
+    var slowest: UInt64 = 0
+    for cpu in CPUs.online where cpu != X86_64Platform.currentCPU {
+      let stamp = WakeStamp()
+      let group = ThreadGroup(capacity: 1)
+      let start = CPUInstructions.readTSC()
+      group.start(ThreadName("wake-test", cpu.rawValue), on: cpu, WakeStamp.record, stamp.info)
+      if let late = group.wait(milliseconds: wakeBoundMilliseconds) {
+        _ = Unmanaged.passRetained(stamp)  // the thread may still write it
+        return .fail("new thread on idle CPU \(cpu): \(line: late)")
       }
-      if !counters.wait(for: cpu, toReach: 1, milliseconds: 500) {
-        return .fail("CPU \(cpu.rawValue) did not run posted work within 500 ms")
+      let ranOn = stamp.cpu.load(ordering: .relaxed)
+      guard ranOn == cpu.rawValue else { return .fail("the thread for CPU \(cpu) ran on CPU \(ranOn)") }
+      let latency = Clock.ticksToNanoseconds(stamp.ticks.load(ordering: .relaxed) &- start)
+      guard latency <= wakeBoundMilliseconds * 1_000_000 else {
+        return .fail("CPU \(cpu) ran its new thread \(latency / 1_000_000) ms after the start")
       }
+      slowest = max(slowest, latency)
     }
+    KTAP.diagnostic(
+      "\(CPUs.online.count - 1) idle APs each ran a new thread; slowest \(slowest / 1000) us after its start (bound \(wakeBoundMilliseconds) ms)"
+    )
     return .pass
+  }
+}
+
+/// Where and when a thread of `idleCPUsWakeForANewThread` ran. Relaxed: the thread's
+/// end (ThreadGroup's release and acquire) orders the stores before the reads.
+private final class WakeStamp {
+  let cpu = Atomic<Int>(-1)
+  let ticks = Atomic<UInt64>(0)
+
+  var info: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+
+  static let record: CallFunction = { info in
+    let stamp = Unmanaged<WakeStamp>.fromOpaque(info!).takeUnretainedValue()
+    stamp.ticks.store(CPUInstructions.readTSC(), ordering: .relaxed)
+    stamp.cpu.store(PerCPU.currentCPU.rawValue, ordering: .relaxed)
   }
 }

@@ -94,43 +94,45 @@ enum CallBenchmark {
   }
 }
 
-/// Keeps CPUs busy in thread context, interrupts on, until stopped.
+/// Keeps CPUs busy in thread context, interrupts on, until stopped: one thread on
+/// each (`bench-spin/N`) spinning on a flag.
 final class BusyCPUs {
-  private let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
-  private let stopFlag = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 1)
+  private let stopFlag = Atomic<Int>(0)
   private let running = CPUCounters()
   private let cpus: CPUSet
+  private let group: ThreadGroup
+  private let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
 
   /// Starts the spinners; says so if some did not start within 2 s (their figures are
   /// then partly "idle", and the log shows it).
   init(_ cpus: CPUSet) {
     self.cpus = cpus
-    stopFlag.initialize(to: Atomic<Int>(0))
-    control[0] = UnsafeMutableRawPointer(stopFlag)
+    group = ThreadGroup(capacity: cpus.count)
+    control[0] = Unmanaged.passUnretained(self).toOpaque()
     control[1] = running.info
-    for cpu in cpus { Idle.post(BusyCPUs.spin, UnsafeMutableRawPointer(control), to: cpu) }
+    for cpu in cpus { group.start(ThreadName("bench-spin", cpu.rawValue), on: cpu, BusyCPUs.spin, control) }
     if !running.wait(forTotal: cpus.count, milliseconds: 2000) {
       log("bench: only \(running.total) of \(cpus.count) CPUs started spinning within 2 s")
     }
   }
 
-  /// Stops the spinners and frees their control block once all have let go of it.
+  deinit { control.deallocate() }
+
+  /// Stops the spinners and waits (2 s at most) for their threads to end; if some did
+  /// not, says which and leaks what they still read.
   func stop() {
-    stopFlag.pointee.store(1, ordering: .relaxed)
-    guard running.wait(forTotal: 2 * cpus.count, milliseconds: 2000) else {
-      log("bench: \(2 * cpus.count - running.total) spinners did not stop within 2 s; control block leaked")
-      return
+    stopFlag.store(1, ordering: .relaxed)
+    if let late = group.wait(milliseconds: 2000) {
+      _ = Unmanaged.passRetained(self)
+      log("bench: spinners, bound 2 s: \(line: late); their control block leaked")
     }
-    control.deallocate()
-    stopFlag.deallocate()
   }
 
   private static let spin: CallFunction = { info in
     let control = info!.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-    let stop = control[0].assumingMemoryBound(to: Atomic<Int>.self)
+    let busy = Unmanaged<BusyCPUs>.fromOpaque(control[0]).takeUnretainedValue()
     countOnThisCPU(control[1])
-    while stop.pointee.load(ordering: .relaxed) == 0 { CPUInstructions.pause() }
-    countOnThisCPU(control[1])
+    while busy.stopFlag.load(ordering: .relaxed) == 0 { CPUInstructions.pause() }
   }
 }
 
@@ -143,16 +145,17 @@ enum AllToAll {
   static func run() {
     let calls = CPUCounters()
     let refused = CPUCounters()
-    let finished = CPUCounters()
-    let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 3)
+    let control = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
     control[0] = calls.info
-    control[1] = finished.info
-    control[2] = refused.info
+    control[1] = refused.info
+    let group = ThreadGroup(capacity: CPUs.online.count)
     let start = CPUInstructions.readTSC()
-    for cpu in IPISuite.others { Idle.post(work, UnsafeMutableRawPointer(control), to: cpu) }
+    for cpu in IPISuite.others { group.start(ThreadName("bench-all", cpu.rawValue), on: cpu, work, control) }
     work(UnsafeMutableRawPointer(control))
-    guard finished.wait(forTotal: CPUs.online.count, milliseconds: 5000) else {
-      log("bench: all-to-all: \(finished.total) of \(CPUs.online.count) CPUs finished within 5 s; no figure")
+    if let late = group.wait(milliseconds: 5000) {
+      _ = Unmanaged.passRetained(calls)  // the stragglers still count into these
+      _ = Unmanaged.passRetained(refused)
+      log("bench: all-to-all, bound 5 s: \(line: late); no figure")
       return  // control stays allocated: the stragglers still read it
     }
     let elapsed = Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start)
@@ -178,10 +181,9 @@ enum AllToAll {
         try X86_64Platform.calls.callSingle(
           on: online[next % online.count], countOnThisCPU, control[0], wait: true)
       } catch {
-        countOnThisCPU(control[2])
+        countOnThisCPU(control[1])
       }
       next += 1
     }
-    countOnThisCPU(control[1])
   }
 }

@@ -14,22 +14,22 @@ enum ConsoleTakeoverCase {
   /// The test case.
   static let testCase = KernelTestCase(name: "takeover_keeps_ring_whole", run: run)
 
-  /// Lines each flooding CPU logs; set before posting.
+  /// Lines each flooding CPU logs; set before the flooders start.
   private static let linesPerCPU = Atomic<Int>(0)
 
-  /// Posted to the victim CPU: its line makes it the printer, which then stalls.
-  private static let stallingLine: CallFunction = { info in
+  /// The victim CPU's thread (`console-stall/1`): its line makes it the printer,
+  /// which then stalls.
+  private static let stallingLine: CallFunction = { _ in
     KTAP.diagnostic("console-takeover: CPU \(PerCPU.currentCPU) prints and stalls")
-    countOnThisCPU(info)
   }
 
-  /// Posted to every other AP, and run by the boot CPU: log the share of the flood.
-  private static let flood: CallFunction = { info in
+  /// Every other AP's thread (`console-flood/N`), and run by the boot CPU: log the
+  /// share of the flood.
+  private static let flood: CallFunction = { _ in
     let cpu = PerCPU.currentCPU
     for sequence in 0..<linesPerCPU.load(ordering: .relaxed) {
       KTAP.diagnostic("console-flood cpu=\(cpu) seq=\(sequence)")
     }
-    countOnThisCPU(info)
   }
 
   private static func run() -> TestResult {
@@ -43,23 +43,21 @@ enum ConsoleTakeoverCase {
     Console.testOnlyStallTakeoverCount.store(before, ordering: .relaxed)
     Console.testOnlyStallState.store(0, ordering: .relaxed)
     Console.testOnlyStallUntil.store(20_000_000_000, ordering: .relaxed)
-    let counters = CPUCounters()
-    guard Idle.post(stallingLine, counters.info, to: CPUIndex(1)),
-      waitUntil(milliseconds: 5_000, { Console.testOnlyStallState.load(ordering: .relaxed) == 1 })
-    else {
+    let group = ThreadGroup(capacity: online)
+    group.start(ThreadName("console-stall", 1), on: CPUIndex(1), stallingLine, nil)
+    guard waitUntil(milliseconds: 5_000, { Console.testOnlyStallState.load(ordering: .relaxed) == 1 }) else {
       Console.testOnlyStallUntil.store(0, ordering: .relaxed)
-      return .fail("CPU 1 never stalled as the printer")
+      if let late = group.wait(milliseconds: 25_000) { return .fail("no stall, then: \(line: late)") }
+      return .fail("CPU 1 did not stall as the printer within 5 s")
     }
     let flooders = online - 1  // every CPU but the stalled one
     linesPerCPU.store((floodLines + flooders - 1) / flooders, ordering: .relaxed)
     for cpu in CPUs.online where cpu.rawValue > 1 {
-      guard Idle.post(flood, counters.info, to: cpu) else {
-        return .fail("could not post the flood")
-      }
+      group.start(ThreadName("console-flood", cpu.rawValue), on: cpu, flood, nil)
     }
-    flood(counters.info)
-    if !waitUntil(milliseconds: 60_000, { counters.total == online }) {
-      return .fail("the CPUs did not finish logging within 60 s after the takeover")
+    flood(nil)
+    if let late = group.wait(milliseconds: 60_000) {
+      return .fail("logging after the takeover, bound 60 s: \(line: late)")
     }
     return verify(since: before)
   }

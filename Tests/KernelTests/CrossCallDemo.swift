@@ -2,28 +2,23 @@
 /// (Linux: smp_call_function(), waiting), and each CPU's count of calls received is
 /// printed and checked. Runs when the command line asks for no tests or benchmark.
 enum CrossCallDemo {
-  /// Posted to each AP: call all others, then report done.
-  private static let callEveryone: CallFunction = { info in
-    let pair = info!.assumingMemoryBound(to: UnsafeMutableRawPointer.self)
-    X86_64Platform.calls.callOthers(countOnThisCPU, pair[0], wait: true)
-    countOnThisCPU(pair[1])
+  /// Each AP's thread (`demo-call/N`), and the boot CPU itself: call all others.
+  private static let callEveryone: CallFunction = { received in
+    X86_64Platform.calls.callOthers(countOnThisCPU, received, wait: true)
   }
 
   /// Returns whether every CPU received exactly one call from each other CPU.
   static func run() -> Bool {
     let online = CPUs.online
     let received = CPUCounters()
-    let finished = CPUCounters()
-    let pair = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: 2)
-    defer { pair.deallocate() }
-    pair[0] = received.info
-    pair[1] = finished.info
+    let group = ThreadGroup(capacity: online.count)
     for cpu in online where cpu != X86_64Platform.currentCPU {
-      Idle.post(callEveryone, UnsafeMutableRawPointer(pair), to: cpu)
+      group.start(ThreadName("demo-call", cpu.rawValue), on: cpu, callEveryone, received.info)
     }
-    callEveryone(UnsafeMutableRawPointer(pair))
-    guard finished.wait(forTotal: online.count, milliseconds: 5000) else {
-      log("ipi: only \(finished.total) of \(online.count) CPUs finished calling within 5 s")
+    callEveryone(received.info)
+    if let late = group.wait(milliseconds: 5000) {
+      _ = Unmanaged.passRetained(received)  // late threads still count into it
+      log("ipi: the other CPUs' calling threads, bound 5 s: \(line: late)")
       return false
     }
     log("ipi: each of \(online.count) CPUs called every other CPU (smp_call_function, waiting):")

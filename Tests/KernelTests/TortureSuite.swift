@@ -15,47 +15,87 @@ enum TortureSuite {
 
   nonisolated(unsafe) static var parameters: BootParameters? = nil
 
-  static func run() -> TestResult {
+  /// Torture threads on each online CPU. Threads of one class do not preempt each
+  /// other, so the threads of one CPU take turns, each running its share to the end.
+  static let threadsPerCPU = 2
+
+  /// How long the boot CPU waits for the threads of the other CPUs, in ms.
+  static let boundMilliseconds: UInt64 = 300_000
+
+  /// The case: the torture with `threadsPerCPU` threads on every CPU.
+  static func run() -> TestResult { run(threadsPerCPU: threadsPerCPU) }
+
+  /// The torture with `threadsPerCPU` threads (`torture/N`) on every online CPU, the
+  /// calls shared equally among them.
+  static func run(threadsPerCPU: Int) -> TestResult {
     let online = CPUs.online
     let total = parameters?.integer("torture_ops") ?? 100_000
     let seed = UInt64(parameters?.integer("torture_seed") ?? Int(CPUInstructions.readTSC() & 0xFFFF_FFFF))
-    let state = TortureState(operationsPerCPU: max(1, total / online.count), seed: seed)
+    let workers = threadsPerCPU * online.count
+    let state = TortureState(workers: workers, operationsPerWorker: max(1, total / workers), seed: seed)
     KTAP.diagnostic(
-      "seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations on \(online.count) CPUs")
+      "seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations from \(threadsPerCPU) threads on each of \(online.count) CPUs"
+    )
+    let group = ThreadGroup(capacity: workers)
     let start = Clock.nanoseconds()
-    for cpu in online where cpu != X86_64Platform.currentCPU {
-      guard Idle.post(TortureWorker.entry, state.info, to: cpu) else {
-        return .fail("could not start CPU \(cpu.rawValue)")
+    // Round robin over the CPUs, so that every CPU has a thread running as early as possible.
+    for round in 0..<threadsPerCPU {
+      for (position, cpu) in online.enumerated() {
+        let number = round * online.count + position
+        group.start(ThreadName("torture", number), on: cpu, TortureWorker.entry, state.assignment(number))
       }
     }
-    TortureWorker.entry(state.info)
-    guard waitUntil(milliseconds: 300_000, { state.finished.load(ordering: .acquiring) == online.count })
-    else {
-      return .fail("\(state.finished.load(ordering: .relaxed)) of \(online.count) CPUs finished within 300 s")
+    if let late = group.wait(milliseconds: boundMilliseconds) {
+      _ = Unmanaged.passRetained(state)  // the late threads still use it
+      return .fail("torture threads, bound \(boundMilliseconds) ms: \(line: late)")
     }
     return state.verdict(elapsed: Clock.nanoseconds() - start)
   }
 }
 
-/// What all torture CPUs share. Counters are relaxed except `finished` (acquire/release).
+/// What all torture threads share. Counters are relaxed: the thread group's end
+/// (acquire/release) orders them before the verdict.
 final class TortureState {
-  let operationsPerCPU: Int
+  let operationsPerWorker: Int
   let seed: UInt64
   let issued = Atomic<Int>(0)
   let executed = Atomic<Int>(0)
   let errors = Atomic<Int>(0)
   let skipped = Atomic<Int>(0)
-  let finished = Atomic<Int>(0)
 
-  init(operationsPerCPU: Int, seed: UInt64) {
-    self.operationsPerCPU = operationsPerCPU
+  /// What each worker is handed: the state and its number, which seeds its random
+  /// sequence (so that `torture_seed` repeats every worker's calls).
+  struct Assignment {
+    /// The torture's shared counters.
+    unowned(unsafe) let state: TortureState
+    /// The worker's number, `N` of `torture/N`.
+    let number: Int
+  }
+  private let assignments: UnsafeMutablePointer<Assignment>
+  private let workers: Int
+
+  /// The state for `workers` threads of `operationsPerWorker` calls each.
+  init(workers: Int, operationsPerWorker: Int, seed: UInt64) {
+    self.workers = workers
+    self.operationsPerWorker = operationsPerWorker
     self.seed = seed
+    assignments = .allocate(capacity: workers)
+    for number in 0..<workers {
+      (assignments + number).initialize(to: Assignment(state: self, number: number))
+    }
   }
 
-  var info: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+  deinit {
+    assignments.deinitialize(count: workers)
+    assignments.deallocate()
+  }
 
-  static func from(_ info: UnsafeMutableRawPointer?) -> TortureState {
-    Unmanaged<TortureState>.fromOpaque(info!).takeUnretainedValue()
+  /// The argument for worker `number`'s thread.
+  func assignment(_ number: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(assignments + number) }
+
+  /// The assignment a worker's thread was given.
+  static func from(_ info: UnsafeMutableRawPointer?) -> Assignment {
+    info!.assumingMemoryBound(to: Assignment.self).pointee
   }
 
   /// Counts an error and says what it was (the first few only, to keep the log short).

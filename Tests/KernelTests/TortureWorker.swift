@@ -1,7 +1,7 @@
 import Synchronization
 
-/// One CPU's share of the torture: `operationsPerCPU` random calls, then a wait for its
-/// calls still in flight. Runs in thread context (the idle loop), interrupts on.
+/// One thread's share of the torture: `operationsPerWorker` random calls, then a wait
+/// for its calls still in flight. Runs as a kernel thread (`torture/N`), interrupts on.
 struct TortureWorker {
   private let state: TortureState
   private let me: CPUIndex
@@ -15,19 +15,17 @@ struct TortureWorker {
   private var nextNoWait = 0
 
   static let entry: CallFunction = { info in
-    let state = TortureState.from(info)
-    var worker = TortureWorker(state)
-    for _ in 0..<state.operationsPerCPU { worker.step() }
+    let assignment = TortureState.from(info)
+    var worker = TortureWorker(assignment.state, number: assignment.number)
+    for _ in 0..<assignment.state.operationsPerWorker { worker.step() }
     worker.finish()
-    // Release pairs with the coordinator's acquire: our counts are in.
-    state.finished.wrappingAdd(1, ordering: .releasing)
   }
 
-  private init(_ state: TortureState) {
+  private init(_ state: TortureState, number: Int) {
     self.state = state
-    me = X86_64Platform.currentCPU
+    me = X86_64Platform.currentCPU  // threads are bound: it stays the CPU we run on
     online = CPUs.online
-    random = state.seed ^ (UInt64(me.rawValue + 1) &* 0x9E37_79B9_7F4A_7C15)
+    random = state.seed ^ (UInt64(number + 1) &* 0x9E37_79B9_7F4A_7C15)
     asyncRecords = .allocate(capacity: slots)
     asyncProbes = .allocate(capacity: slots)
     noWaitProbes = .allocate(capacity: slots)
@@ -180,7 +178,7 @@ struct TortureWorker {
     return done
   }
 
-  /// Waits for this CPU's calls still in flight, then frees the slots.
+  /// Waits for this thread's calls still in flight, then frees the slots.
   private func finish() {
     for slot in 0..<slots {
       _ = awaitOut(noWaitProbes + slot)
