@@ -2,7 +2,7 @@ import Synchronization
 
 /// Kernel threads that a test, benchmark or the demo starts on chosen CPUs and then
 /// waits for: each runs one function with one argument and ends. What tests used to
-/// post to a CPU's idle loop (`Idle.post`) runs as one of these.
+/// post to a CPU's idle loop runs as one of these.
 ///
 /// Waiting: the threads on the waiter's own CPU can only run while the waiter sleeps
 /// (threads of one class do not preempt each other), so the waiter sleeps on a

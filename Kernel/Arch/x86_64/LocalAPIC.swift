@@ -147,7 +147,7 @@ enum LocalAPIC {
     // mfence; lfence (Linux: weak_wrmsr_fence()). The mfence drains our earlier stores;
     // the lfence keeps the WRMSR from starting before the mfence is done. It pairs with
     // what the target reads after the interrupt: the release of CallQueue.push() (read
-    // by the acquire in CallQueue.takeAll()), Idle.post()'s release of threadWork, and,
+    // by the acquire in CallQueue.takeAll()), a completion's wake-up of a thread, and,
     // for INIT and STARTUP, the trampoline parameter block and the CPU state the AP
     // reads when it starts (APStartup writes them before it sends).
     CPUInstructions.weakWRMSRFence()

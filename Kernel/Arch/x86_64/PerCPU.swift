@@ -14,10 +14,6 @@ struct PerCPU: ~Copyable {
   let apicID: APICID
   /// Where the CPU is in its life (Kernel/SMP/CPULifecycle.swift).
   let lifecycle = CPULifecycle()
-  /// Thread-context work posted to this idle CPU: a `CallFunction`'s bits, 0 when none,
-  /// and its argument (see `Idle.post`).
-  let threadWork = Atomic<UInt>(0)
-  var threadWorkInfo: UInt = 0
   /// Reschedule interrupts taken (relaxed: a statistic).
   let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).

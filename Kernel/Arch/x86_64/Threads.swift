@@ -96,6 +96,9 @@ enum Threads {
     _ name: ThreadName, priority: ThreadPriority = .normal, on cpu: CPUIndex, function: CallFunction?,
     argument: UnsafeMutableRawPointer?
   ) -> UnsafeMutablePointer<KernelThread> {
+    // A CPU whose idle thread seldom runs (the boot CPU, busy with `main`) reclaims
+    // its ended threads here too, before it takes another stack.
+    reapDeadThreads()
     guard let stack = GuardedStacks.allocate(pages: stackPages, owner: name.prefix, number: name.number ?? 0)
     else { Panic.halt("threads: no stack for \(name): the guarded stack region is full") }
     let thread = allocate(name, priority: priority, on: cpu, function: function, argument: argument)
