@@ -16,6 +16,9 @@ struct CPURunState<Platform: SMPPlatform>: ~Copyable {
   /// Threads that ended here, not yet reclaimed: their stacks were in use until the
   /// switch away from them finished.
   var dead = ThreadList()
+  /// Threads sleeping until the next interrupt on this CPU (`sleepUntilInterrupt`);
+  /// touched only by this CPU, with interrupts off.
+  var nappers = ThreadList(.wait)
   /// Set when a thread of a higher class than the running one became runnable here.
   /// Relaxed: written and read under `lock`, or read as a hint that `schedule()`
   /// re-checks under it. Linux: TIF_NEED_RESCHED.

@@ -74,4 +74,39 @@ extension Scheduler {
     if !tick.pointee.isArmed { Platform.armTimer(tick, deadline: Platform.nanoseconds() &+ timeSlice) }
     Platform.restoreInterrupts(interrupts)
   }
+
+  /// Whether the running thread may sleep instead of halting its CPU: it is not the
+  /// idle thread and preemption is enabled.
+  public var canSleep: Bool {
+    let here = run(Platform.currentCPU)
+    guard let running = here.pointee.current else { return false }
+    return running != here.pointee.idle && here.pointee.preemptCount.load(ordering: .relaxed) == 0
+  }
+
+  /// Sleeps the running thread until the next interrupt on this CPU, or `deadline`:
+  /// what `sti; hlt` is for a CPU, for one thread, so that the CPU's other threads run
+  /// meanwhile. Entered with interrupts off (a wake-up checked for before cannot be
+  /// missed: the interrupt that brings it stays pending until some thread of this CPU
+  /// enables interrupts, and wakes us then); returns with them off.
+  /// - Precondition: `canSleep`.
+  public func sleepUntilInterrupt(deadline: UInt64) {
+    var timer = Timer()  // no function: its interrupt is the wake-up
+    withUnsafeMutablePointer(to: &timer) { timer in
+      let here = run(Platform.currentCPU)
+      let me = current
+      here.pointee.nappers.append(me)
+      prepareToSleep()
+      Platform.armTimer(timer, deadline: deadline)
+      schedule()
+      _ = Platform.cancelTimer(timer)
+      _ = here.pointee.nappers.remove(me)  // woken by something else than an interrupt
+    }
+  }
+
+  /// An interrupt arrived on this CPU: wakes every thread sleeping until one.
+  /// Interrupt context, interrupts off.
+  public func interruptArrived() {
+    let here = run(Platform.currentCPU)
+    while let napper = here.pointee.nappers.removeFirst() { wake(napper) }
+  }
 }

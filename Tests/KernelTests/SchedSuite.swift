@@ -19,12 +19,13 @@ enum SchedSuite {
         name: "sleepers_wake_in_deadline_order", run: SchedTimeCases.sleepersWakeInDeadlineOrder),
       KernelTestCase(name: "completion_wait_times_out", run: SchedTimeCases.completionWaitTimesOut),
       KernelTestCase(name: "equal_threads_take_turns", run: SchedTimeCases.equalThreadsTakeTurns),
+      KernelTestCase(name: "mutex_contention_from_every_cpu", run: mutexContention),
     ])
 
   static var scheduler: Scheduler<X86_64Platform> { Threads.scheduler }
 
   /// Ping-pong rounds between two CPUs; every one must arrive.
-  static let pingPongRounds = 10_000
+  static let pingPongRounds = 100_000
 
   /// What a test thread reports: where it ran, then it completes `done`.
   final class Report {
@@ -92,6 +93,44 @@ enum SchedSuite {
     }
     let perRound = (Clock.nanoseconds() - start) / UInt64(pingPongRounds)
     KTAP.diagnostic("\(pingPongRounds) rounds with CPU \(partner), \(perRound) ns per round trip")
+    return .pass
+  }
+
+  /// Shared by the mutex case's threads: a plain counter only the mutex protects.
+  final class Contended {
+    let mutex = Mutex<X86_64Platform>()
+    var counter = 0
+    static let increments = 1000
+    var info: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+  }
+
+  private static let addUnderMutex: CallFunction = { info in
+    let shared = Unmanaged<Contended>.fromOpaque(info!).takeUnretainedValue()
+    for step in 1...Contended.increments {
+      shared.mutex.lock(in: scheduler)
+      shared.counter += 1
+      if step % 64 == 0 { scheduler.sleep(nanoseconds: 10_000) }  // sleep holding it: others queue
+      shared.mutex.unlock(in: scheduler)
+    }
+  }
+
+  /// Two threads on every online CPU add to a plain counter under one mutex: it comes
+  /// out exact, and the mutex ends free.
+  static func mutexContention() -> TestResult {
+    let shared = Contended()
+    let perCPU = 2
+    let group = ThreadGroup(capacity: perCPU * CPUs.online.count)
+    for cpu in CPUs.online {
+      for index in 0..<perCPU {
+        group.start(
+          ThreadName("mutex-add", perCPU * cpu.rawValue + index), on: cpu, addUnderMutex, shared.info)
+      }
+    }
+    if let late = group.wait(milliseconds: 30_000) { return .fail(late) }
+    let expected = perCPU * CPUs.online.count * Contended.increments
+    guard shared.counter == expected else { return .fail("counter \(shared.counter), expected \(expected)") }
+    guard shared.mutex.owner == nil else { return .fail("the mutex is still held") }
+    KTAP.diagnostic("\(perCPU * CPUs.online.count) threads, \(expected) increments under one mutex")
     return .pass
   }
 

@@ -22,10 +22,12 @@ enum Idle {
   }
 
   /// The largest polling window of every CPU's idle loop, in nanoseconds; 0 = never
-  /// poll (`idle_poll_us=`). Off by default: measured under TCG on this project's
-  /// 2-core machines, polling made calls to idle CPUs slower, not faster (see
-  /// docs/benchmarks.md); Linux's guest default is 200 us. Benchmarks change it to
-  /// compare. Written by the boot CPU at boot.
+  /// poll (`idle_poll_us=`). Off by default, as Linux loads its haltpoll governor only
+  /// when the host says the vCPUs have dedicated cores: on an oversubscribed host a
+  /// polling vCPU holds the core the vCPU it waits for needs (measured here with the
+  /// host busy: calls to idle CPUs went from 4-11 us to 50-260 us). With the host
+  /// otherwise idle, 200 us of polling brought them from 18-44 us to 5 us
+  /// (docs/benchmarks.md). Benchmarks change it to compare. Written at boot.
   nonisolated(unsafe) static var pollMaximumNanoseconds: UInt64 = 0
 
   /// Polls, interrupts on, for the CPU's current window (HaltPolling): a call IPI is

@@ -68,8 +68,10 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     LocalAPIC.endOfInterrupt()
     log("irq: unexpected vector \(UInt64(vector.rawValue)) on CPU \(PerCPU.currentCPU)")
   }
-  // The preemption point: returning to a thread that had interrupts on.
-  if Threads.isSetUp {
+  // Threads sleeping until an interrupt on this CPU wake; then the preemption point:
+  // returning to a thread that had interrupts on.
+  if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU {
+    Threads.scheduler.interruptArrived()
     let interruptsWereOn = frame.pointee.rflags & CPUInstructions.interruptFlag != 0
     Threads.scheduler.preemptOnInterruptExit(interruptedWithInterruptsOn: interruptsWereOn)
   }

@@ -14,12 +14,20 @@ enum X86_64Platform: SMPPlatform {
 
   static func relax() { CPUInstructions.pause() }
 
-  /// Arms this CPU's nap timer and halts: the next interrupt (the awaited IPI, or the
-  /// timer) ends the nap, and the timer is disarmed if it did not fire. Entered with
-  /// interrupts off and halting with `sti; hlt`, so an interrupt that became pending
-  /// before still wakes the `hlt`; returns with interrupts on.
+  /// Waits for the next interrupt on this CPU, or `nanoseconds`. A kernel thread that
+  /// may sleep sleeps until then, so the CPU's other threads run meanwhile
+  /// (`Scheduler.sleepUntilInterrupt`); otherwise (the idle thread, preemption off, or
+  /// before the scheduler runs) the CPU arms its nap timer and halts, and the timer is
+  /// disarmed if it did not fire. Entered with interrupts off; `sti; hlt` or the
+  /// pending interrupt keep a wake-up that came before from being lost. Returns with
+  /// interrupts on.
   static func waitForInterrupt(atMost nanoseconds: UInt64) {
     CPUInstructions.disableInterrupts()  // already off by contract; cheap insurance
+    if Threads.isSetUp && Threads.scheduler.isRunningOnThisCPU && Threads.scheduler.canSleep {
+      Threads.scheduler.sleepUntilInterrupt(deadline: Clock.nanoseconds() &+ nanoseconds)
+      CPUInstructions.enableInterrupts()
+      return
+    }
     let nap = PerCPU.current.pointee.napTimer!
     CPUTimers.arm(nap, deadline: Clock.nanoseconds() &+ nanoseconds)
     CPUInstructions.enableInterruptsAndHalt()
