@@ -15,6 +15,9 @@ public final class Completion<Platform: SchedPlatform> {
   public init() {}
 
   /// Sleeps until the completion is announced, then consumes one announcement.
+  /// Unbounded on purpose, as Linux's: what it waits for may legitimately take any
+  /// time (a thread's whole run); a caller that knows a bound uses
+  /// `wait(in:timeoutNanoseconds:)` and reports the timeout.
   /// Thread context, with the scheduler running on this CPU. Linux: wait_for_completion().
   public func wait(in scheduler: Scheduler<Platform>) {
     while true {

@@ -33,7 +33,8 @@ public final class Mutex<Platform: SchedPlatform> {
   }
 
   /// Takes the mutex, sleeping while another thread holds it; when it is handed over,
-  /// the caller owns it. Panics if the caller holds it already.
+  /// the caller owns it. Panics if the caller holds it already. Unbounded, as Linux's:
+  /// the wait lasts as long as the holders' sections, which the holders bound.
   /// Thread context; may sleep. Linux: mutex_lock().
   public func lock(in scheduler: Scheduler<Platform>) {
     let me = scheduler.current

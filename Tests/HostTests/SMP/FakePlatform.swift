@@ -4,7 +4,7 @@ import Synchronization
 
 /// `SMPPlatform` on host threads: each requirement forwards to the `FakeCPU` running
 /// the caller and, through it, to its `FakeMachine`. Only fake CPU threads may call in.
-enum FakePlatform: SMPPlatform {
+enum FakePlatform: HostFakePlatform, SMPPlatform {
   /// The encoding of "interrupts on" in `InterruptState` (RFLAGS.IF, as on x86-64).
   static let interruptFlag: UInt64 = 0x200
 
@@ -84,29 +84,3 @@ enum FakePlatform: SMPPlatform {
   }
 }
 
-/// Helpers for test code running on a fake CPU.
-extension FakePlatform {
-  /// `cli`.
-  static func disableInterrupts() { _ = saveAndDisableInterrupts() }
-
-  /// `sti`: an interrupt point.
-  static func enableInterrupts() { restoreInterrupts(InterruptState(raw: interruptFlag)) }
-
-  /// Spins with `relax()` until `condition` holds or `seconds` pass; returns whether it
-  /// held. Pending interrupts are taken only if interrupts are on.
-  @discardableResult
-  static func spin(timeout seconds: Double = 5, until condition: () -> Bool) -> Bool {
-    let deadline = HostClock.deadline(after: seconds)
-    while !condition() {
-      guard HostClock.now() < deadline else { return false }
-      relax()
-    }
-    return true
-  }
-
-  /// Spins with `relax()` for `seconds`, as a CPU busy in a long section would.
-  static func spin(for seconds: Double) {
-    let deadline = HostClock.deadline(after: seconds)
-    while HostClock.now() < deadline { relax() }
-  }
-}

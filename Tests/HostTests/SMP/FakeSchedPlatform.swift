@@ -13,7 +13,7 @@ import Synchronization
 ///
 /// Separate from `FakePlatform`: a `FakeCPU` is one host thread whose interrupt runs
 /// `CrossCalls`; here a CPU is several host threads and its interrupt reschedules.
-enum FakeSchedPlatform: SchedPlatform {
+enum FakeSchedPlatform: HostFakePlatform, SchedPlatform {
   /// The encoding of "interrupts on" in `InterruptState` (RFLAGS.IF, as on x86-64).
   static let interruptFlag: UInt64 = 0x200
 
@@ -129,29 +129,3 @@ private let fakeTick: CallFunction = { _ in
   FakeSchedCPU.current.machine.scheduler.tickFired()
 }
 
-/// Helpers for test code running in a fake kernel thread.
-extension FakeSchedPlatform {
-  /// `cli`.
-  static func disableInterrupts() { _ = saveAndDisableInterrupts() }
-
-  /// `sti`: an interrupt point.
-  static func enableInterrupts() { restoreInterrupts(InterruptState(raw: interruptFlag)) }
-
-  /// Spins with `relax()` until `condition` holds or `seconds` pass; returns whether it
-  /// held. Pending interrupts are taken only if interrupts are on.
-  @discardableResult
-  static func spin(timeout seconds: Double = 10, until condition: () -> Bool) -> Bool {
-    let deadline = HostClock.deadline(after: seconds)
-    while !condition() {
-      guard HostClock.now() < deadline else { return false }
-      relax()
-    }
-    return true
-  }
-
-  /// Spins with `relax()` for `seconds`, as a thread busy in a long section would.
-  static func spin(for seconds: Double) {
-    let deadline = HostClock.deadline(after: seconds)
-    while HostClock.now() < deadline { relax() }
-  }
-}
