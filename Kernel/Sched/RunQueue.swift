@@ -108,6 +108,15 @@ public struct RunQueue: ~Copyable {
     stoppers.removeFirst() ?? normal.removeFirst()
   }
 
+  /// Takes `thread` out of its class's list; returns whether it was queued.
+  public mutating func remove(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
+    switch thread.pointee.priority {
+    case .stopper: stoppers.remove(thread)
+    case .normal: normal.remove(thread)
+    case .idle: false
+    }
+  }
+
   /// The class of the thread `dequeueNext` would return, nil when empty.
   public var highestPriority: ThreadPriority? {
     if !stoppers.isEmpty { return .stopper }

@@ -171,8 +171,15 @@ public final class Scheduler<Platform: SchedPlatform> {
     preempted: Bool
   ) -> UnsafeMutablePointer<KernelThread> {
     let state = previous.pointee.state
-    if state == .dead {
-      here.pointee.dead.append(previous)
+    if state == .dead || (state == .sleeping && !preempted && previous.pointee.isQueued) {
+      // Going to sleep (or ending) while still queued from a wake-up that came while it
+      // ran (woken, then it cancelled that sleep, then prepared a new one): out of the
+      // queue, as Linux deactivates a task that schedules with a sleeping state.
+      if previous.pointee.isQueued {
+        _ = here.pointee.queue.remove(previous)
+        previous.pointee.isQueued = false
+      }
+      if state == .dead { here.pointee.dead.append(previous) }
     } else if previous != here.pointee.idle && !previous.pointee.isQueued && (preempted || state != .sleeping)
     {
       if state == .running {

@@ -173,6 +173,35 @@ extension SMPTests {
     /// (`__schedule(SM_PREEMPT)`); this was a known issue until then.
     /// Here the waiter wakes a stopper on its own CPU after `prepareToSleep`: the
     /// stopper preempts it at once, and the waiter must run again afterwards.
+    /// A wake-up that comes while the thread still runs leaves it queued; if it then
+    /// cancels that sleep and prepares a new one, its next `schedule()` must take it off
+    /// the queue and really sleep, not return at once (which would let a wait loop join
+    /// its wait list twice). Here the thread wakes itself to make the stale wake-up.
+    @Test func aStaleWakeUpDoesNotEndALaterSleep() {
+      FakeSchedMachine.with(cpus: 2) { machine in
+        let scheduler = machine.scheduler
+        let flags = StaleWakeFlags()
+        let sleeper = machine.spawn("sleeper", on: 0) {
+          scheduler.prepareToSleep()
+          scheduler.wake(scheduler.current)  // the stale wake-up: we still run
+          scheduler.cancelSleep()
+          scheduler.prepareToSleep()
+          scheduler.schedule()  // must sleep until the waker below
+          // Acquire pairs with the waker's release: it really woke us.
+          flags.sleptUntilWoken.store(flags.woken.load(ordering: .acquiring), ordering: .relaxed)
+        }
+        machine.start(sleeper)
+        let waker = machine.run("waker", on: 1) {
+          FakeSchedPlatform.spin(for: 0.05)
+          flags.woken.store(true, ordering: .releasing)
+          scheduler.wake(sleeper.thread)
+        }
+        machine.waitForAll([sleeper, waker], timeout: 5, "(the sleeper never woke)")
+        let slept = flags.sleptUntilWoken.load(ordering: .relaxed)
+        #expect(slept, "schedule() returned before the wake-up")
+      }
+    }
+
     @Test func aThreadPreemptedAfterPrepareToSleepRunsAgain() {
       FakeSchedMachine.with(cpus: 1) { machine in
         let scheduler = machine.scheduler
@@ -186,4 +215,10 @@ extension SMPTests {
       }
     }
   }
+}
+
+/// The flags of `aStaleWakeUpDoesNotEndALaterSleep`.
+final class StaleWakeFlags: @unchecked Sendable {
+  let sleptUntilWoken = Atomic<Bool>(false)
+  let woken = Atomic<Bool>(false)
 }
