@@ -235,6 +235,7 @@ struct BootParametersTests {
   /// themselves are accepted. `panic_on_ipistall=0` is the documented "never".
   @Test(arguments: [
     ("ap_timeout_ms", 1, 10_000), ("csd_timeout_ms", 1, 60_000), ("panic_on_ipistall", 0, 600_000),
+    ("idle_poll_us", 0, 10_000),
   ])
   func timeoutBounds(key: String, lowest: Int, highest: Int) {
     for good in [lowest, highest] {
