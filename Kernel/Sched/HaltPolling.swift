@@ -36,7 +36,4 @@ public struct HaltPolling: Sendable {
       if window < Self.growStart { window = 0 }
     }
   }
-
-  /// After a window in which work arrived: it keeps its size.
-  public mutating func pollSucceeded() {}
 }

@@ -23,7 +23,8 @@ struct MatrixTests {
         "demo-4-ap-timeout-1", "timeouts-zero", "ipi-csd-1ms", "ipi-panic-on-stall",
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "console-8", "console-64",
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
-        "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8", "demo-4",
+        "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8",
+        "sched-4-x2apic-kvm", "demo-4",
         "fault-stack-overflow", "fault-thread-overflow",
       ])
   }

@@ -57,7 +57,10 @@ enum SchedBenchmark {
     for _ in 0..<samples {
       let start = CPUInstructions.readTSC()
       exchange.go.complete(in: scheduler)
-      exchange.back.wait(in: scheduler)
+      guard exchange.back.wait(in: scheduler, timeoutNanoseconds: 1_000_000_000) else {
+        log("bench: the switch partner on CPU \(me) did not answer within 1 s; no more switch samples")
+        break
+      }
       line.add(Clock.ticksToNanoseconds(CPUInstructions.readTSC() &- start) / 2)
     }
     line.flush()

@@ -73,7 +73,9 @@ enum SchedPreemptionCases {
       argument: race.info)
     let woken = CPUInstructions.readTSC()
     Threads.start(stopperThread)
-    race.finished.wait(in: Threads.scheduler)
+    guard race.finished.wait(in: Threads.scheduler, timeoutNanoseconds: 3_000_000_000) else {
+      return .failure(.spinnerDidNotFinish)
+    }
     guard waitUntil(milliseconds: 1000, { race.stopperRan.load(ordering: .relaxed) != 0 }) else {
       return .failure(.stopperNeverRan)
     }
@@ -82,13 +84,14 @@ enum SchedPreemptionCases {
   }
 
   enum RaceFailure: Error {
-    case oneCPU, spinnerDidNotStart, stopperNeverRan
+    case oneCPU, spinnerDidNotStart, spinnerDidNotFinish, stopperNeverRan
   }
 
   private static func describe(_ failure: RaceFailure) -> TestResult {
     switch failure {
     case .oneCPU: .skip("one CPU online")
     case .spinnerDidNotStart: .fail("the spinner did not start within 1 s")
+    case .spinnerDidNotFinish: .fail("the spinner did not finish within 3 s (it spins 2 s at most)")
     case .stopperNeverRan: .fail("the stopper thread never ran")
     }
   }
@@ -109,22 +112,20 @@ enum SchedPreemptionCases {
   /// With interrupts off the spinner keeps its CPU; the wake-up is delivered once they
   /// come on, and the stopper runs after the spinner let go.
   static func interruptsOffIsNotPreempted() -> TestResult {
-    switch race(.interruptsOff) {
-    case .failure(let failure): return describe(failure)
-    case .success(let (_, ran, letGo)):
-      guard ran > letGo else { return .fail("the stopper ran while the spinner had interrupts off") }
-      return .pass
-    }
+    keepsItsCPU(.interruptsOff, "the stopper ran while the spinner had interrupts off")
   }
 
   /// With preemption disabled the spinner keeps its CPU (interrupts are on, so the IPI
   /// arrives, but the interrupt exit must not switch); `preemptEnable()` then switches.
   static func preemptDisabledIsNotPreempted() -> TestResult {
-    switch race(.preemptionDisabled) {
-    case .failure(let failure): return describe(failure)
-    case .success(let (_, ran, letGo)):
-      guard ran > letGo else { return .fail("the stopper ran while preemption was disabled") }
-      return .pass
+    keepsItsCPU(.preemptionDisabled, "the stopper ran while preemption was disabled")
+  }
+
+  /// A race in `mode` in which the stopper must run only after the spinner let go.
+  private static func keepsItsCPU(_ mode: Mode, _ failure: StaticString) -> TestResult {
+    switch race(mode) {
+    case .failure(let reason): return describe(reason)
+    case .success(let (_, ran, letGo)): return ran > letGo ? .pass : .fail("\(failure)")
     }
   }
 }

@@ -24,6 +24,10 @@ enum SchedSuite {
 
   static var scheduler: Scheduler<X86_64Platform> { Threads.scheduler }
 
+  /// How long a test waits for one thing a thread of another CPU does: generous, since
+  /// under nested KVM on a loaded host a vCPU can go unscheduled for a second or more.
+  static let bound: UInt64 = 5_000_000_000
+
   /// Ping-pong rounds between two CPUs; every one must arrive.
   static let pingPongRounds = 100_000
 
@@ -52,7 +56,9 @@ enum SchedSuite {
         ThreadName("sched-test", cpu.rawValue), on: cpu, function: recordCPU,
         argument: Unmanaged.passUnretained(report).toOpaque())
       Threads.start(thread)
-      report.done.wait(in: scheduler)
+      guard report.done.wait(in: scheduler, timeoutNanoseconds: bound) else {
+        return .fail("CPU \(X86_64Platform.currentCPU) waited 5 s for the thread on CPU \(cpu) to run")
+      }
       let ran = report.ranOn.load(ordering: .relaxed)
       guard ran == cpu.rawValue else { return .fail("thread for CPU \(cpu) ran on CPU \(ran)") }
     }
@@ -63,36 +69,51 @@ enum SchedSuite {
   final class PingPong {
     let ping = Completion<X86_64Platform>()
     let pong = Completion<X86_64Platform>()
-    let rounds: Int
-    init(rounds: Int) { self.rounds = rounds }
+    /// Set before the last ping: the partner ends instead of answering.
+    let over = Atomic<Bool>(false)
   }
 
   private static let answer: CallFunction = { info in
     let game = Unmanaged<PingPong>.fromOpaque(info!).takeUnretainedValue()
-    for _ in 0..<game.rounds {
+    while true {
       game.ping.wait(in: scheduler)
+      // Acquire pairs with the release before the last ping.
+      if game.over.load(ordering: .acquiring) { return }
       game.pong.complete(in: scheduler)
     }
   }
 
-  /// `pingPongRounds` completions each way between CPU 0 and the last online CPU:
-  /// none is lost (a lost wake-up would leave one side asleep, and the case times out
-  /// through the harness's bound rather than pass).
+  /// Wall-clock cap of the ping-pong: under nested KVM a round takes milliseconds.
+  static let pingPongCap: UInt64 = 20_000_000_000
+
+  /// `pingPongRounds` completions each way between CPU 0 and the last online CPU, or
+  /// as many as fit in `pingPongCap` (said in the diagnostic): none is lost, since a
+  /// lost wake-up on either side leaves the next round unanswered for `bound`.
   static func completionPingPong() -> TestResult {
     let partner =
       CPUs.online.reversed().first { $0 != X86_64Platform.currentCPU } ?? X86_64Platform.currentCPU
-    let game = PingPong(rounds: pingPongRounds)
+    let game = PingPong()
     let thread = Threads.create(
       ThreadName("pong", partner.rawValue), on: partner, function: answer,
       argument: Unmanaged.passUnretained(game).toOpaque())
     Threads.start(thread)
     let start = Clock.nanoseconds()
-    for _ in 0..<pingPongRounds {
+    var rounds = 0
+    while rounds < pingPongRounds && Clock.nanoseconds() - start < pingPongCap {
       game.ping.complete(in: scheduler)
-      game.pong.wait(in: scheduler)
+      // A lost wake-up on either side stops the game here; the partner is left asleep
+      // (a failed test does not clean up after a lost wake-up).
+      guard game.pong.wait(in: scheduler, timeoutNanoseconds: bound) else {
+        return .fail(
+          "round \(rounds): CPU \(X86_64Platform.currentCPU) waited 5 s for the pong from CPU \(partner)")
+      }
+      rounds += 1
     }
-    let perRound = (Clock.nanoseconds() - start) / UInt64(pingPongRounds)
-    KTAP.diagnostic("\(pingPongRounds) rounds with CPU \(partner), \(perRound) ns per round trip")
+    let perRound = (Clock.nanoseconds() - start) / UInt64(rounds)
+    game.over.store(true, ordering: .releasing)  // pairs with the partner's acquire
+    game.ping.complete(in: scheduler)
+    let capped: StaticString = rounds < pingPongRounds ? " (stopped at the 20 s cap)" : ""
+    KTAP.diagnostic("\(rounds) rounds with CPU \(partner), \(perRound) ns per round trip\(capped)")
     return .pass
   }
 
@@ -158,11 +179,17 @@ enum SchedSuite {
       }
     }
     report.done.completeAll(in: scheduler)
-    // A sleep, not a spin: the waiters on this CPU need it to run. A lost wake-up
-    // leaves this asleep, and the harness's bound on the boot reports it.
-    report.allIn.wait(in: scheduler)
+    // A sleep, not a spin: the waiters on this CPU need it to run.
+    let start = Clock.nanoseconds()
+    guard report.allIn.wait(in: scheduler, timeoutNanoseconds: 2 * bound) else {
+      return .fail("\(report.count.load(ordering: .acquiring)) of \(waiters) waiters woke within 10 s")
+    }
+    KTAP.diagnostic("\(waiters) waiters woke within \((Clock.nanoseconds() - start) / 1000) us")
     let woke = report.count.load(ordering: .acquiring)
-    report.done.wait(in: scheduler)  // must pass at once: the completion is done for good
+    // Must pass at once: the completion is done for good.
+    guard report.done.wait(in: scheduler, timeoutNanoseconds: bound) else {
+      return .fail("a wait after complete_all() slept")
+    }
     return woke == waiters ? .pass : .fail("\(woke) of \(waiters) waiters woke")
   }
 }

@@ -11,25 +11,39 @@ enum SchedTimeCases {
   final class Sleepers {
     let woke = Atomic<Int>(0)
     let allAwake = Completion<X86_64Platform>()
-    /// Wake-up rank of each sleeper, by its index in `sleeps`.
+    /// Wake-up rank and deadline of each sleeper, by its index in `sleeps`.
     let rank = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: 6)
+    let deadline = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 6)
     let index = Atomic<Int>(0)
-    init() { for slot in 0..<6 { (rank + slot).initialize(to: Atomic<Int>(-1)) } }
-    deinit { rank.deallocate() }
+    init() {
+      for slot in 0..<6 {
+        (rank + slot).initialize(to: Atomic<Int>(-1))
+        (deadline + slot).initialize(to: Atomic<UInt64>(0))
+      }
+    }
+    deinit {
+      rank.deallocate()
+      deadline.deallocate()
+    }
     var info: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
   }
 
   private static let sleeper: CallFunction = { info in
     let sleepers = Unmanaged<Sleepers>.fromOpaque(info!).takeUnretainedValue()
     let me = sleepers.index.wrappingAdd(1, ordering: .relaxed).oldValue
-    scheduler.sleep(nanoseconds: sleeps[me] * 1_000_000)
+    // The deadline, not the length, orders the wake-ups: the sleepers start one after
+    // another (milliseconds apart under nested KVM).
+    let deadline = Clock.nanoseconds() + sleeps[me] * 1_000_000
+    sleepers.deadline[me].store(deadline, ordering: .relaxed)
+    _ = scheduler.sleep(until: deadline, unless: { false })
     let order = sleepers.woke.wrappingAdd(1, ordering: .relaxed).oldValue
     sleepers.rank[me].store(order, ordering: .relaxed)
     if order == sleeps.count - 1 { sleepers.allAwake.complete(in: scheduler) }
   }
 
   /// Six threads on one CPU sleep for different times through its one hardware timer:
-  /// each wakes, none is lost, and they wake in the order of their deadlines.
+  /// each wakes, none is lost, and they wake in the order of their deadlines (which,
+  /// started 0-10 ms apart, interleave with the lengths: 10 ms steps).
   static func sleepersWakeInDeadlineOrder() -> TestResult {
     let cpu = CPUs.online.reversed().first!
     let sleepers = Sleepers()
@@ -43,11 +57,12 @@ enum SchedTimeCases {
         "only \(sleepers.woke.load(ordering: .relaxed)) of \(sleeps.count) sleepers on CPU \(cpu) woke within 2 s"
       )
     }
-    let byLength = (0..<sleeps.count).sorted { sleeps[$0] < sleeps[$1] }
-    for (expected, index) in byLength.enumerated()
+    let deadline = { (index: Int) in sleepers.deadline[index].load(ordering: .relaxed) }
+    let byDeadline = (0..<sleeps.count).sorted { deadline($0) < deadline($1) }
+    for (expected, index) in byDeadline.enumerated()
     where sleepers.rank[index].load(ordering: .relaxed) != expected {
       return .fail(
-        "the \(sleeps[index]) ms sleeper woke \(sleepers.rank[index].load(ordering: .relaxed))th, expected \(expected)th"
+        "the \(sleeps[index]) ms sleeper woke \(sleepers.rank[index].load(ordering: .relaxed))th, expected \(expected)th by its deadline"
       )
     }
     return .pass
@@ -110,7 +125,9 @@ enum SchedTimeCases {
     Threads.start(
       Threads.create(ThreadName("run-second", cpu.rawValue), on: cpu, function: markRan, argument: turns.info)
     )
-    turns.done.wait(in: scheduler)
+    guard turns.done.wait(in: scheduler, timeoutNanoseconds: 3_000_000_000) else {
+      return .fail("the spinning thread on CPU \(cpu) did not end within 3 s")
+    }
     guard turns.firstSawSecond.load(ordering: .relaxed) else {
       return .fail("the second thread on CPU \(cpu) did not run while the first spun for 2 s")
     }

@@ -96,17 +96,24 @@ final class ThreadGroup {
   /// Number of threads that have ended so far.
   var endedCount: Int { ended.load(ordering: .acquiring) }
 
-  /// Waits until every started thread has ended: sleeps while this CPU's own run,
-  /// then waits up to `milliseconds` for those on other CPUs. Returns nil once all have
+  /// Waits until every started thread has ended, `milliseconds` in all: sleeps while
+  /// this CPU's own run, then waits for those on other CPUs. Returns nil once all have
   /// ended, or else a report of what was awaited, on which CPU, for how long, naming
   /// the first threads still running (which keep the group alive until they end).
   /// Thread context, on the CPU that made it.
   func wait(milliseconds: UInt64) -> LogLine? {
     precondition(X86_64Platform.currentCPU == waiter, "ThreadGroup waited for from another CPU")
     let start = Clock.nanoseconds()
-    for _ in 0..<countHere { endedHere.wait(in: Threads.scheduler) }
-    countHere = 0
-    if waitUntil(milliseconds: milliseconds, { endedCount == count }) { return nil }
+    let deadline = start + milliseconds * 1_000_000
+    while countHere > 0 {
+      let now = Clock.nanoseconds()
+      guard now < deadline, endedHere.wait(in: Threads.scheduler, timeoutNanoseconds: deadline - now) else {
+        break
+      }
+      countHere -= 1
+    }
+    let left = deadline > Clock.nanoseconds() ? (deadline - Clock.nanoseconds()) / 1_000_000 : 0
+    if countHere == 0 && waitUntil(milliseconds: left, { endedCount == count }) { return nil }
     var report: LogLine =
       "CPU \(waiter) waited \((Clock.nanoseconds() - start) / 1_000_000) ms: \(count - endedCount) of \(count) threads had not ended:"
     var named = 0
