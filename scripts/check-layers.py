@@ -4,9 +4,10 @@
 Each folder below may name only what its own folder and the folders it stands on
 declare at top level (types, functions, globals):
 
-    Tests/KernelTests -> Init -> Arch/x86_64 -> {SMP, Sched, Runtime} -> Core
+    Tests/KernelTests -> Init -> Arch/x86_64 -> {SMP -> Sched, Runtime} -> Core
 
-SMP, Sched and Runtime stand side by side: none names another. A name counts as a
+SMP stands on Sched (the stoppers are kernel threads that sleep on completions and
+mutexes); Sched and Runtime name neither each other nor SMP. A name counts as a
 reference when it appears outside comments and string text (interpolations count),
 is not a member access (`.name`) and is not an argument label (`name:`). Exit status 1
 lists every reference that points up or sideways, with file and line.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 LAYERS = {
     "Kernel/Core": set(),
-    "Kernel/SMP": {"Kernel/Core"},
+    "Kernel/SMP": {"Kernel/Core", "Kernel/Sched"},
     "Kernel/Sched": {"Kernel/Core"},
     "Kernel/Runtime": {"Kernel/Core"},
     "Kernel/Arch/x86_64": {"Kernel/Core", "Kernel/SMP", "Kernel/Sched", "Kernel/Runtime"},
