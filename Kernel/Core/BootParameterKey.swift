@@ -72,9 +72,16 @@ public struct BootParameterKey: Sendable {
     BootParameterKey("idle_poll_us", .integer, allowed: 0...10_000)
   }
 
+  /// `stop_timeout_ms=N`: a multi-CPU stop (stop_machine) whose CPUs stay in one state
+  /// longer than N ms panics, naming the CPUs it waited for (reported first at a tenth
+  /// of N, at most 1 s). Default 30 000.
+  public static var stopTimeoutMS: BootParameterKey {
+    BootParameterKey("stop_timeout_ms", .integer, allowed: 1...600_000)
+  }
+
   /// Every key the kernel itself reads.
   public static var kernel: [BootParameterKey] {
-    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall, .idlePollUS]
+    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall, .idlePollUS, .stopTimeoutMS]
   }
 
   /// Whether this key is called `name` (`-` and `_` alike).

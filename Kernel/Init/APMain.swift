@@ -23,7 +23,8 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   PerCPU.loadDescriptors(block)
   BootFaultInjection.delayIfSlow(cpu)
   block.pointee.onlineTSC = CPUInstructions.readTSC()
-  guard block.pointee.lifecycle.join(attempt: UInt32(startupPage)) == .joined else {
+  let outcome = CPUs.changingMembership { block.pointee.lifecycle.join(attempt: UInt32(startupPage)) }
+  guard outcome == .joined else {
     // A retry or a give-up came first; an INIT is on its way or already sent. Say
     // nothing: a console record or printer role held across that INIT would never be
     // released. The boot CPU reports this CPU.
@@ -31,6 +32,7 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
     Idle.parkForever()
   }
   Threads.adoptIdleFlow(of: cpu, stackBottom: block.pointee.stackBottom, stackTop: block.pointee.stackTop)
+  CPUTimers.restart()  // after a hotplug restart: timers left from before the INIT
   APStartup.wakeWaiter()
   Idle.run()
 }

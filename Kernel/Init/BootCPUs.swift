@@ -41,6 +41,7 @@ enum BootCPUs {
     Idle.pollMaximumNanoseconds = UInt64(parameters.integer("idle_poll_us") ?? 0) * 1000
     Threads.setUp()
     boot.pointee.lifecycle.markBootCPUOnline()
+    CPUs.setActive(.boot, true)
     return limits
   }
 
@@ -94,6 +95,8 @@ enum BootCPUs {
     case .retrying: "RETRYING (a bug: every AP has its verdict by now)"
     case .online: "online"
     case .failed: "offline (did not come online)"
+    case .dying: "DYING (a bug: no CPU goes down during boot)"
+    case .dead: "offline (taken down)"
     }
   }
 

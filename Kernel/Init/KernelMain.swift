@@ -40,8 +40,11 @@ enum KernelStart {
     LocalAPIC.enable()
     LocalAPIC.calibrateTimer()
     let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
+    StopperThreads.setUp(
+      timeoutMilliseconds: parameters.integer("stop_timeout_ms") ?? StopperThreads.defaultTimeoutMilliseconds)
     let outcome = BootCPUs.startSecondaries(
       limits: limits, parameters: parameters, measureFloor: hooks.measuresBringUpFloor(parameters))
+    StopperThreads.activateSecondaries()
     BootCPUs.announce(outcome)
     // Boot is done: from here on the boot CPU takes interrupts like every other CPU
     // (Linux: local_irq_enable() at the end of start_kernel's early part).

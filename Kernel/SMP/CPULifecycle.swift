@@ -10,6 +10,10 @@ import Synchronization
 ///                                 v   |
 ///                                retrying
 ///   starting --giveUp--> failed
+///
+///   online --beginDying (the CPU itself, inside the stop)--> dying
+///   dying --reportDead (the CPU itself, from its idle loop)--> dead
+///   dead, failed, possible --claimForStart--> starting     (CPU hotplug: cpu_up)
 /// ```
 /// `retrying` and `failed` belong to the boot CPU: an AP that finds either when it tries
 /// to join never runs kernel code again (it parks; for `retrying` an INIT is on its
@@ -25,8 +29,15 @@ public enum CPUState: UInt8, Sendable {
   case retrying = 2
   /// The AP joined: it runs kernel code and answers interrupts.
   case online = 3
-  /// The boot CPU gave up on it and reported it; it never runs kernel code again.
+  /// The boot CPU gave up on it and reported it; it runs no kernel code unless a
+  /// hotplug `cpu_up` starts it again.
   case failed = 4
+  /// Going offline: no longer online, still running its last kernel code (its
+  /// stopper's drain, then its idle loop's report). Linux: CPUHP_TEARDOWN_CPU onwards.
+  case dying = 5
+  /// Offline after having been online: halted with interrupts off, or held in INIT,
+  /// ready to start again. Linux: a CPU at CPUHP_OFFLINE.
+  case dead = 6
 }
 
 /// What an AP found when it tried to go online.
@@ -64,12 +75,35 @@ public struct CPULifecycle: ~Copyable {
     raw.store(Self.word(.online, attempt: 0), ordering: .releasing)
   }
 
-  /// Boot CPU, before the first INIT: `possible -> starting` for `attempt`. A
-  /// compare-exchange, so a CPU something else already claimed (a stop, in later work)
-  /// is left alone. Relaxed: the start-up IPIs that follow are ordered after it by the
-  /// platform's send path (a fence before the ICR write; see LocalAPIC.send).
+  /// The starting CPU, before the first INIT: `possible`, `dead` or `failed` ->
+  /// `starting` for `attempt`. A compare-exchange, so a CPU something else already
+  /// claimed is left alone. Relaxed: the start-up IPIs that follow are ordered after it
+  /// by the platform's send path (a fence before the ICR write; see LocalAPIC.send).
   public func claimForStart(attempt: UInt32) -> Bool {
-    transition(from: Self.word(.possible, attempt: 0), to: Self.word(.starting, attempt: attempt))
+    let current = raw.load(ordering: .relaxed)
+    switch Self.state(of: current) {
+    case .possible, .dead, .failed:
+      return transition(from: current, to: Self.word(.starting, attempt: attempt))
+    default:
+      return false
+    }
+  }
+
+  /// The CPU itself, inside the stop that takes it down: `online -> dying`. False if it
+  /// was not online.
+  public func beginDying() -> Bool {
+    let current = raw.load(ordering: .relaxed)
+    guard Self.state(of: current) == .online else { return false }
+    return transition(from: current, to: Self.word(.dying, attempt: current >> 8))
+  }
+
+  /// The dying CPU, from its idle loop, its last kernel code done: `dying -> dead`.
+  /// Release: everything it did is visible to whoever sees it dead; pairs with
+  /// `state`'s acquire.
+  public func reportDead() {
+    let current = raw.load(ordering: .relaxed)
+    precondition(Self.state(of: current) == .dying, "reportDead on a CPU that is not dying")
+    raw.store(Self.word(.dead, attempt: current >> 8), ordering: .releasing)
   }
 
   /// Boot CPU, before re-sending INIT: `starting -> retrying`. False when the AP joined

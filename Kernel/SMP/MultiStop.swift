@@ -113,7 +113,9 @@ extension Stoppers {
     // Acquire and release: the last acknowledger sees what every CPU did in this state
     // before it publishes the next (release in `setState`), so all of it is visible to
     // every CPU that sees the next state.
-    guard stop.pointee.acks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+    guard stop.pointee.acks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, state != .exit else {
+      return
+    }
     let next = StopState(rawValue: state.rawValue + 1)!
     stop.pointee.setState(next)
     if state == .prepare { kickNappers(of: stop) }

@@ -24,6 +24,7 @@ enum BootBenchmark {
       CacheLinePingPong.measure(partner: 1, rounds: pingPongRounds)
       CallBenchmark.run()
       SchedBenchmark.run()
+      StopBenchmark.run()
     } else {
       log("bench-note one CPU online: no bring-up or cache-line figures")
     }

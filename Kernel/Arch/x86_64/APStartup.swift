@@ -43,12 +43,38 @@ enum APStartup {
   /// Starts CPUs 1..<count in parallel and waits for them. Boot CPU, interrupts off,
   /// after `CPUs.setUp`.
   static func bringUp(count: Int, policy: Policy) -> Outcome {
-    var outcome = Outcome()
-    guard count > 1 else { return outcome }
+    guard count > 1 else { return Outcome() }
+    hotplugPolicy = policy
     installTrampoline(apCount: count - 1, policy: policy)
+    return start(CPUSet((1..<count).map { CPUIndex($0) }), policy: policy)
+  }
+
+  /// The policy `bringUp` used, for CPUs that hotplug starts later.
+  nonisolated(unsafe) private(set) static var hotplugPolicy = Policy(quietNanoseconds: 200_000_000)
+
+  /// Starts one CPU that is offline (never started, given up on, or taken down) the way
+  /// boot starts every AP: the same lifecycle, INIT-SIPI-SIPI, wait, retry and give-up.
+  /// Its stacks are its own (two, for the retry), allocated at its first hotplug start:
+  /// the boot pool's are in use by the CPUs that took them. Thread context (it may
+  /// allocate), interrupts off, the hotplug lock held: one start at a time.
+  /// Linux: bringup_cpu() -> __cpu_up() -> do_boot_cpu().
+  static func startOne(_ cpu: CPUIndex, policy: Policy) -> Outcome {
+    let block = block(cpu)
+    if block.pointee.hotplugStacks == 0 {
+      let stacks = KernelHeap.allocate(bytes: 2 * policy.stackSize, alignment: 4096)
+      block.pointee.hotplugStacks = UInt64(UInt(bitPattern: stacks))
+    }
+    installTrampoline(stackBase: block.pointee.hotplugStacks, stackCount: 2, policy: policy)
+    return start(CPUSet([cpu]), policy: policy)
+  }
+
+  /// INIT-SIPI-SIPI to `cpus` at once, one wait, one retry for the missing, then a
+  /// verdict per CPU. The caller installed the trampoline.
+  private static func start(_ cpus: CPUSet, policy: Policy) -> Outcome {
+    var outcome = Outcome()
     waiter = X86_64Platform.currentCPU
     var targets = CPUSet()
-    for cpu in (1..<count).map({ CPUIndex($0) })
+    for cpu in cpus
     where block(cpu).pointee.lifecycle.claimForStart(attempt: UInt32(Trampoline.firstStartupPage)) {
       targets.insert(cpu)
     }
@@ -73,10 +99,17 @@ enum APStartup {
     let pool =
       stackPool ?? KernelHeap.allocate(bytes: stackCount * policy.stackSize, alignment: 4096)
     stackPool = pool
+    installTrampoline(
+      stackBase: UInt64(UInt(bitPattern: pool)), stackCount: stackCount, policy: policy, entry: entry)
+  }
+
+  private static func installTrampoline(
+    stackBase: UInt64, stackCount: Int, policy: Policy, entry: UInt64 = KernelSymbols.apEntry
+  ) {
     Trampoline.install(
       TrampolineParameters(
         cr3: CPUInstructions.readCR3(), entry: entry,
-        stackBase: UInt64(UInt(bitPattern: pool)), stackSize: UInt64(policy.stackSize),
+        stackBase: stackBase, stackSize: UInt64(policy.stackSize),
         stackCount: UInt64(stackCount), nextTicket: 0,
         gsBase: KernelSymbols.earlyPerCPUForAPs,
         earlyIDT: UInt64(UInt(bitPattern: KernelSymbols.earlyIDTStorage))))

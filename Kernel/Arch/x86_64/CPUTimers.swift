@@ -30,6 +30,11 @@ enum CPUTimers {
     program()
   }
 
+  /// For a CPU started again by hotplug: its INIT stopped the APIC timer, so timers
+  /// left in its queue (the tick of threads that have ended) would never fire and
+  /// would hold back every later one. Programs the APIC for them. Interrupts off.
+  static func restart() { program() }
+
   /// Sets the APIC timer for the earliest deadline, or stops it. A deadline already
   /// passed gets the shortest one-shot: its interrupt runs it.
   private static func program() {

@@ -55,13 +55,58 @@ enum CPUs {
     PerCPU.block(cpu).pointee.lifecycle.state
   }
 
-  /// The CPUs currently online.
-  static var online: CPUSet {
-    var set = CPUSet()
-    for index in 0..<possibleCount where state(of: CPUIndex(index)) == .online {
-      set.insert(CPUIndex(index))
+  /// Counts changes to which CPUs are online or active: bumped before and after each
+  /// (odd while one is under way), so `online` and `active` return a set that existed
+  /// at one instant even if their reader is preempted across two hotplug operations.
+  /// Linux keeps its masks stable for holders of cpus_read_lock(); that lock is here
+  /// too (`Stoppers.hotplugLock`), and lock-free readers retry instead. Writers: an AP
+  /// joining, the CPU going down (inside the stop), the hotplug controller.
+  private static let changes = Atomic<UInt64>(0)
+
+  /// Runs `change`, a change to the online or active set, between the two bumps.
+  /// Interrupts off (a writer must not be held up inside).
+  static func changingMembership<Result>(_ change: () -> Result) -> Result {
+    changes.wrappingAdd(1, ordering: .relaxed)
+    // Release fence: the odd count is visible before the change; pairs with the
+    // acquire fence in `snapshot`. Linux: write_seqcount_begin()'s smp_wmb().
+    atomicMemoryFence(ordering: .releasing)
+    let result = change()
+    // Release: the change is visible before the even count; pairs with the acquire
+    // load that begins `snapshot`.
+    changes.wrappingAdd(1, ordering: .releasing)
+    return result
+  }
+
+  /// The CPUs for which `isMember` holds, read between two equal, even counts.
+  private static func snapshot(_ isMember: (CPUIndex) -> Bool) -> CPUSet {
+    while true {
+      // Acquire pairs with the release that ends `changingMembership`.
+      let before = changes.load(ordering: .acquiring)
+      if before & 1 == 0 {
+        var set = CPUSet()
+        for index in 0..<possibleCount where isMember(CPUIndex(index)) { set.insert(CPUIndex(index)) }
+        // Acquire fence: the reads above come before the second look at the count;
+        // pairs with the release fence in `changingMembership`.
+        atomicMemoryFence(ordering: .acquiring)
+        if changes.load(ordering: .relaxed) == before { return set }
+      }
+      CPUInstructions.pause()
     }
-    return set
+  }
+
+  /// The CPUs currently online. Linux: cpu_online_mask.
+  static var online: CPUSet { snapshot { state(of: $0) == .online } }
+
+  /// The CPUs currently active (online, with a running stopper, not on their way
+  /// down). Linux: cpu_active_mask.
+  static var active: CPUSet { snapshot { PerCPU.block($0).pointee.active.load(ordering: .acquiring) } }
+
+  /// Marks `cpu` active or not, between the bumps. Release: pairs with the acquire
+  /// in `active`.
+  static func setActive(_ cpu: CPUIndex, _ isActive: Bool) {
+    let state = CPUInstructions.saveAndDisableInterrupts()
+    changingMembership { PerCPU.block(cpu).pointee.active.store(isActive, ordering: .releasing) }
+    CPUInstructions.restoreInterrupts(state)
   }
 
   /// Every possible CPU, 0..<possibleCount.

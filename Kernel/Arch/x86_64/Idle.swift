@@ -11,6 +11,7 @@ enum Idle {
     let block = PerCPU.current
     while true {
       CPUInstructions.disableInterrupts()
+      if Hotplug.isReadyToDie(block) { Hotplug.dieHere(block) }
       if Threads.scheduler.needsReschedule {
         Threads.scheduler.schedule()
         Threads.reapDeadThreads()

@@ -14,11 +14,18 @@ struct PerCPU: ~Copyable {
   let apicID: APICID
   /// Where the CPU is in its life (Kernel/SMP/CPULifecycle.swift).
   let lifecycle = CPULifecycle()
+  /// Whether the CPU takes part in scheduling and multi-CPU stops: set once it is online
+  /// and its stopper runs, cleared first when it goes down. Linux: cpu_active_mask.
+  /// Written under the hotplug lock; acquire/release with `CPUs.onlineChanges`.
+  let active = Atomic<Bool>(false)
   /// Reschedule interrupts taken (relaxed: a statistic).
   let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).
   var stackBottom: UInt64 = 0
   var stackTop: UInt64 = 0
+  /// Two AP stacks for starting this CPU again after hotplug took it down (0 until its
+  /// first such start).
+  var hotplugStacks: UInt64 = 0
   /// TSC just before the CPU tried to go online (set whether or not it joined).
   var onlineTSC: UInt64 = 0
   /// Times this CPU's AP found it could not join (a retry or a give-up came first),

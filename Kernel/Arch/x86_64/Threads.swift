@@ -1,3 +1,5 @@
+import Synchronization
+
 @_extern(c, "context_switch") private func context_switch(
   _ save: UnsafeMutablePointer<UInt64>, _ load: UInt64)
 @_extern(c, "thread_start") private func thread_start()
@@ -56,11 +58,25 @@ enum Threads {
     UnsafeMutablePointer<UnsafeMutablePointer<KernelThread>>? =
       nil
 
+  /// Normal threads bound to each CPU that have not ended (created, runnable, running or
+  /// sleeping), the boot CPU's `main` among them: a CPU with any cannot go offline
+  /// (`Hotplug.cpuDown`), since threads are never migrated. Relaxed: counted before the
+  /// online check in `create`, read inside the stop that takes a CPU down.
+  nonisolated(unsafe) private static var residents: UnsafeMutablePointer<Atomic<Int>>? = nil
+
+  /// Normal threads of `cpu` that have not ended.
+  static func residentThreads(on cpu: CPUIndex) -> Int {
+    residents![cpu.rawValue].load(ordering: .relaxed)
+  }
+
   /// Creates the run queues for every possible CPU and makes the boot CPU's flow its
   /// `main` thread, with an idle thread beside it; allocates the APs' idle threads.
   /// Boot CPU, after `CPUs.setUp`, before any AP starts; interrupts off.
   static func setUp() {
     instance = Scheduler<X86_64Platform>(cpuCount: CPUs.possibleCount)
+    let counts = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: CPUs.possibleCount)
+    for cpu in 0..<CPUs.possibleCount { (counts + cpu).initialize(to: Atomic<Int>(cpu == 0 ? 1 : 0)) }
+    residents = counts  // the boot CPU's 1 is `main`
     let idles = UnsafeMutablePointer<UnsafeMutablePointer<KernelThread>>.allocate(
       capacity: CPUs.possibleCount)
     for cpu in CPUs.possible where cpu != .boot {
@@ -99,6 +115,15 @@ enum Threads {
     // A CPU whose idle thread seldom runs (the boot CPU, busy with `main`) reclaims
     // its ended threads here too, before it takes another stack.
     reapDeadThreads()
+    if priority == .normal {
+      // Counted before the check: a `cpuDown` whose stop comes after the count sees it
+      // and refuses; one whose stop came first has marked the CPU dying, seen here.
+      residents![cpu.rawValue].wrappingAdd(1, ordering: .relaxed)
+      let state = CPUs.state(of: cpu)
+      guard state == .online else {
+        Panic.halt("threads: cannot create \(name) on CPU \(cpu): it is not online (state \(Int(state.rawValue)))")
+      }
+    }
     guard let stack = GuardedStacks.allocate(pages: stackPages, owner: name.prefix, number: name.number ?? 0)
     else { Panic.halt("threads: no stack for \(name): the guarded stack region is full") }
     let thread = allocate(name, priority: priority, on: cpu, function: function, argument: argument)
@@ -156,6 +181,13 @@ enum Threads {
     }
   }
 
+  /// Bookkeeping for a thread whose function returned, just before it ends.
+  static func threadEnds(_ thread: UnsafeMutablePointer<KernelThread>) {
+    if thread.pointee.priority == .normal {
+      residents![thread.pointee.cpu.rawValue].wrappingAdd(-1, ordering: .relaxed)
+    }
+  }
+
   /// The idle thread of a CPU whose own flow is something else (the boot CPU).
   private static let idleEntry: CallFunction = { _ in Idle.run() }
 }
@@ -167,5 +199,6 @@ func threadMain(_ raw: UnsafeMutableRawPointer) {
   let thread = raw.assumingMemoryBound(to: KernelThread.self)
   CPUInstructions.enableInterrupts()
   thread.pointee.function?(thread.pointee.argument)
+  Threads.threadEnds(thread)
   Threads.scheduler.exitCurrent()
 }

@@ -1,0 +1,67 @@
+import Synchronization
+
+/// The stop machinery on x86-64: the timeline clock and the active set it needs, and
+/// one `migration/N` stopper thread per possible CPU (Kernel/SMP/Stoppers.swift).
+extension X86_64Platform: StopPlatform {
+  /// The TSC: one instruction, no lock, usable with interrupts off.
+  static func timestamp() -> UInt64 { CPUInstructions.readTSC() }
+
+  static func timestampNanoseconds(_ ticks: UInt64) -> UInt64 { Clock.ticksToNanoseconds(ticks) }
+
+  static func isActive(_ cpu: CPUIndex) -> Bool {
+    // Acquire pairs with the release in `CPUs.setActive`.
+    cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount
+      && PerCPU.block(cpu).pointee.active.load(ordering: .acquiring)
+  }
+
+  static var activeCPUs: CPUSet { CPUs.active }
+}
+
+/// Creating the stopper threads and starting them as CPUs come online.
+enum StopperThreads {
+  nonisolated(unsafe) private static var instance: Stoppers<X86_64Platform>? = nil
+
+  /// The kernel's stoppers. - Precondition: `setUp` has run.
+  static var stoppers: Stoppers<X86_64Platform> { instance! }
+
+  /// Whether `setUp` has run.
+  static var isSetUp: Bool { instance != nil }
+
+  /// Default bound of one state of a multi-CPU stop before it panics (`stop_timeout_ms=`
+  /// overrides); a stall is reported at a tenth of it (at most 1 s) first.
+  static let defaultTimeoutMilliseconds = 30_000
+
+  /// Creates a stopper thread for every possible CPU (each stays parked until its CPU
+  /// is online) and starts the boot CPU's. Boot CPU, main thread, before the APs start:
+  /// from here on `stopMachine` stops CPUs through them. Linux: cpu_stop_init().
+  static func setUp(timeoutMilliseconds: Int) {
+    let timeout = UInt64(timeoutMilliseconds) * 1_000_000
+    let stoppers = Stoppers<X86_64Platform>(
+      cpuCount: CPUs.possibleCount, scheduler: Threads.scheduler,
+      stallReportNanoseconds: min(timeout / 10, 1_000_000_000), stallPanicNanoseconds: timeout)
+    instance = stoppers
+    for cpu in CPUs.possible {
+      let thread = Threads.create(
+        ThreadName("migration", cpu.rawValue), priority: .stopper, on: cpu, function: stopperEntry, argument: nil)
+      stoppers.setThread(thread, for: cpu)
+    }
+    stoppers.start(bootCPU: .boot)
+  }
+
+  /// After the boot-time bring-up: every AP that came online becomes active and its
+  /// stopper takes work. Linux: the smpboot unpark at CPUHP_AP_ONLINE, then
+  /// sched_cpu_activate().
+  static func activateSecondaries() {
+    for cpu in CPUs.online where cpu != .boot {
+      activate(cpu)
+    }
+  }
+
+  /// `cpu` is online: its stopper takes work, then it is active.
+  static func activate(_ cpu: CPUIndex) {
+    stoppers.unpark(cpu)
+    CPUs.setActive(cpu, true)
+  }
+
+  private static let stopperEntry: CallFunction = { _ in stoppers.runStopperThread() }
+}
