@@ -111,7 +111,9 @@ public final class Scheduler<Platform: SchedPlatform> {
       let state = thread.pointee.state
       guard state == .sleeping || state == .new else { return false }
       thread.pointee.stateWord.store(ThreadState.runnable.rawValue, ordering: .relaxed)
-      enqueue(thread, on: target)
+      // A thread preempted between preparing to sleep and sleeping is still queued:
+      // runnable again, it needs no second place. Linux: ttwu_runnable().
+      if !thread.pointee.isQueued { enqueue(thread, on: target) }
       if let running = target.pointee.current, thread.pointee.priority > running.pointee.priority {
         preempts = true
         target.pointee.needsReschedule.store(true, ordering: .relaxed)
@@ -206,6 +208,7 @@ public final class Scheduler<Platform: SchedPlatform> {
   private func enqueue(
     _ thread: UnsafeMutablePointer<KernelThread>, on here: UnsafeMutablePointer<CPURunState<Platform>>
   ) {
+    precondition(!thread.pointee.isQueued, "sched: a thread queued twice")
     here.pointee.queue.enqueue(thread)
     thread.pointee.isQueued = true
   }

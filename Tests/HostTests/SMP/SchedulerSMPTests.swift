@@ -202,6 +202,29 @@ extension SMPTests {
       }
     }
 
+    /// A thread preempted by a stopper between preparing to sleep and sleeping stays
+    /// queued; if the stopper (or anyone) wakes it meanwhile, as the last signaller of a
+    /// stop's done record does, it must not be queued a second time. Queued twice, the
+    /// run queue's list is corrupt: the CPU loses the thread or the ones after it. Found
+    /// by the `stop` suite's stop_two_cpus race, where a pair's caller slept forever.
+    @Test func aThreadWokenWhilePreemptedBeforeSleepingIsQueuedOnce() {
+      FakeSchedMachine.with(cpus: 1) { machine in
+        let scheduler = machine.scheduler
+        let box = ThreadBox()
+        let stopper = machine.spawn("stopper", 0, on: 0, priority: .stopper) {
+          scheduler.wake(box.thread.load()!)  // the last signal
+        }
+        let waiter = machine.run("waiter", on: 0) {
+          box.thread.store(scheduler.current)
+          scheduler.prepareToSleep()
+          scheduler.wake(stopper.thread)  // preempts us while marked sleeping: we stay queued
+          scheduler.schedule()  // the stopper woke us meanwhile: returns
+        }
+        let after = machine.run("after", on: 0) {}
+        machine.waitForAll([waiter, stopper, after], timeout: 2, "(a thread woken while queued was lost)")
+      }
+    }
+
     @Test func aThreadPreemptedAfterPrepareToSleepRunsAgain() {
       FakeSchedMachine.with(cpus: 1) { machine in
         let scheduler = machine.scheduler
@@ -214,6 +237,24 @@ extension SMPTests {
         machine.waitForAll([waiter, stopper], timeout: 1, "(the preempted waiter never ran again)")
       }
     }
+  }
+}
+
+/// The waiter of `aThreadWokenWhilePreemptedBeforeSleepingIsQueuedOnce`, for its stopper.
+final class ThreadBox: @unchecked Sendable {
+  let thread = AtomicOptionalThread()
+}
+
+/// An atomic optional thread pointer.
+final class AtomicOptionalThread: @unchecked Sendable {
+  private let raw = Atomic<UInt>(0)
+  /// Release: pairs with the acquire in `load`.
+  func store(_ thread: UnsafeMutablePointer<KernelThread>) {
+    raw.store(UInt(bitPattern: thread), ordering: .releasing)
+  }
+  /// Acquire: pairs with the release in `store`.
+  func load() -> UnsafeMutablePointer<KernelThread>? {
+    UnsafeMutablePointer(bitPattern: raw.load(ordering: .acquiring))
   }
 }
 
