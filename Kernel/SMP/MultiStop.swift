@@ -74,7 +74,11 @@ extension Stoppers {
     var since = Platform.nanoseconds()
     var nextReport = stallReportNanoseconds
     repeat {
-      waitStep(stop, in: current, canNap: interruptsWereOn, napping: me)
+      if Platform.nanoseconds() &- since < spinBeforeWaitingNanoseconds {
+        Platform.relax()
+      } else {
+        waitStep(stop, in: current, canNap: interruptsWereOn, napping: me)
+      }
       let seen = stop.pointee.currentState
       if seen != current {
         current = seen
@@ -107,8 +111,8 @@ extension Stoppers {
     return result
   }
 
-  /// The last CPU to acknowledge a state moves everyone to the next; the one ending
-  /// PREPARE also wakes the CPUs napping in it. Linux: ack_state().
+  /// The last CPU to acknowledge a state moves everyone to the next, and wakes the CPUs
+  /// that wait for it. Linux: ack_state().
   private func acknowledge(_ stop: UnsafeMutablePointer<MultiStop>, _ state: StopState) {
     // Acquire and release: the last acknowledger sees what every CPU did in this state
     // before it publishes the next (release in `setState`), so all of it is visible to
@@ -118,44 +122,60 @@ extension Stoppers {
     }
     let next = StopState(rawValue: state.rawValue + 1)!
     stop.pointee.setState(next)
-    if state == .prepare { kickNappers(of: stop) }
+    wakeWaiters(of: stop)
   }
 
-  /// Between two looks at the state. In PREPARE, with interrupts allowed, the CPU naps
-  /// (`waitForInterrupt`): on a machine with more vCPUs than host cores, the CPUs
-  /// already here leave the host's cores to those still on their way. After PREPARE
-  /// every CPU spins: interrupts are off, and the phases are short.
-  /// Linux: stop_machine_yield().
+  /// Between two looks at the state: a CPU that has acknowledged the current state
+  /// waits for the next without holding a core it does not need. With interrupts on
+  /// (PREPARE, in a stopper) it naps in `waitForInterrupt`, woken by a reschedule IPI;
+  /// with them off (every later state, or a caller that had them off) in
+  /// `waitWithInterruptsOff`, woken by an NMI on x86-64. On a machine with more vCPUs
+  /// than host cores, the CPUs already waiting leave the cores to those still on their
+  /// way; spinning, they held them (8 vCPUs on 2 cores: ~100 ms per stop).
+  /// Linux: stop_machine_yield() (cpu_relax()).
   private func waitStep(
     _ stop: UnsafeMutablePointer<MultiStop>, in state: StopState, canNap: Bool,
     napping me: UnsafeMutablePointer<CPUStopper<Platform>>
   ) {
-    guard state == .prepare && canNap else {
+    guard state != .none else {
       Platform.relax()
       return
     }
-    let interrupts = Platform.saveAndDisableInterrupts()
-    // Sequentially consistent, with the state store and flag load in `kickNappers`: of
-    // "we announce the nap, then look at the state" and "the last CPU publishes the
-    // state, then looks for nappers", at least one sees the other's store.
-    me.pointee.napping.store(true, ordering: .sequentiallyConsistent)
-    if stop.pointee.state.load(ordering: .sequentiallyConsistent) == StopState.prepare.rawValue {
-      Platform.waitForInterrupt(atMost: prepareNapNanoseconds)  // returns with interrupts on
+    if state == .prepare && canNap {
+      let interrupts = Platform.saveAndDisableInterrupts()
+      // Sequentially consistent, with the state store and flag load in `wakeWaiters`:
+      // of "we announce the nap, then look at the state" and "the last CPU publishes
+      // the state, then looks for nappers", at least one sees the other's store.
+      me.pointee.napping.store(true, ordering: .sequentiallyConsistent)
+      if stop.pointee.state.load(ordering: .sequentiallyConsistent) == state.rawValue {
+        Platform.waitForInterrupt(atMost: prepareNapNanoseconds)  // returns with interrupts on
+      }
       me.pointee.napping.store(false, ordering: .relaxed)
       Platform.restoreInterrupts(interrupts)
-    } else {
-      me.pointee.napping.store(false, ordering: .relaxed)
-      Platform.restoreInterrupts(interrupts)
+      return
     }
+    let flag = quietWaiters + Platform.currentCPU.rawValue
+    // Sequentially consistent: the same pairing as the nap above.
+    flag.pointee.store(1, ordering: .sequentiallyConsistent)
+    if stop.pointee.state.load(ordering: .sequentiallyConsistent) == state.rawValue {
+      Platform.waitWithInterruptsOff(whileNonZero: UnsafeRawPointer(flag))
+    }
+    flag.pointee.store(0, ordering: .relaxed)
   }
 
-  /// Wakes the taking-part CPUs that nap in PREPARE. After `setState`.
-  private func kickNappers(of stop: UnsafeMutablePointer<MultiStop>) {
+  /// Wakes the taking-part CPUs that wait for the next state. After `setState`.
+  private func wakeWaiters(of stop: UnsafeMutablePointer<MultiStop>) {
     atomicMemoryFence(ordering: .sequentiallyConsistent)  // see `waitStep`
     let me = Platform.currentCPU
-    for cpu in stop.pointee.participants
-    where cpu != me && stopper(cpu).pointee.napping.load(ordering: .sequentiallyConsistent) {
-      Platform.sendReschedule(to: cpu)
+    for cpu in stop.pointee.participants where cpu != me {
+      if stopper(cpu).pointee.napping.load(ordering: .sequentiallyConsistent) {
+        Platform.sendReschedule(to: cpu)
+      }
+      // One wake-up per wait: whoever clears the flag sends it.
+      let flag = quietWaiters + cpu.rawValue
+      if flag.pointee.compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
+        Platform.endWaitWithInterruptsOff(on: cpu)
+      }
     }
   }
 

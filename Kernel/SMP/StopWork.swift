@@ -12,6 +12,21 @@ public protocol StopPlatform: SchedPlatform {
   static func isActive(_ cpu: CPUIndex) -> Bool
   /// The active CPUs. Linux: cpu_active_mask.
   static var activeCPUs: CPUSet { get }
+  /// Waits, interrupts off, while the byte at `flag` is not 0, giving the CPU (a vCPU's
+  /// host core) away if the platform can; `endWaitWithInterruptsOff(on:)` ends the wait
+  /// after clearing the byte. May return early. Linux has no such hook: its CPUs spin
+  /// in stop_machine_yield(); with more vCPUs than host cores, spinning vCPUs hold the
+  /// cores the others need to arrive.
+  static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer)
+  /// Ends `cpu`'s `waitWithInterruptsOff`, whose flag the caller has just cleared.
+  static func endWaitWithInterruptsOff(on cpu: CPUIndex)
+}
+
+extension StopPlatform {
+  /// A platform that cannot sleep with interrupts off spins.
+  public static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) { relax() }
+  /// Nothing to end: the waiter spins.
+  public static func endWaitWithInterruptsOff(on cpu: CPUIndex) {}
 }
 
 /// A done record: how many works of one request are still to finish, the first

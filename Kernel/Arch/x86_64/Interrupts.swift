@@ -77,8 +77,9 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   }
 }
 
-/// Non-maskable interrupts. Nothing in the kernel sends one yet: the stop machinery
-/// will. The `ipi` suite sends one to itself to split an xAPIC ICR write pair.
+/// Non-maskable interrupts: the wake-up of a CPU waiting with interrupts off in a
+/// multi-CPU stop (`X86_64Platform.endWaitWithInterruptsOff`); the `ipi` suite sends
+/// one to itself to split an xAPIC ICR write pair. Any other is reported.
 enum NMI {
   /// Test-only: when set, an NMI runs this instead of logging. Set and cleared by the
   /// `ipi` suite's NMI case with nothing else sending NMIs; must not allocate.
@@ -86,9 +87,22 @@ enum NMI {
 
   /// Handles an NMI: reports the CPU and where it was interrupted. NMI context.
   static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>) {
+    // Interrupted inside `stop_wait_nmi` before its HLT ran: check the flag again
+    // rather than halt after the NMI that may have been meant to end the wait.
+    if X86_64Platform.quietWaitWindow.contains(frame.pointee.rip) {
+      frame.pointee.rip = X86_64Platform.quietWaitWindow.lowerBound
+    }
     if let handler = testOnlyHandler {
       handler()
       return
+    }
+    if PerCPU.currentCPU.isKnown {
+      let block = PerCPU.current
+      // Acquire pairs with the sender's release: a stop wake-up, expected.
+      if block.pointee.stopWakeNMIs.load(ordering: .acquiring) > 0 {
+        block.pointee.stopWakeNMIs.wrappingAdd(-1, ordering: .relaxed)
+        return
+      }
     }
     log("nmi: CPU \(PerCPU.currentCPU) at RIP \(hex: frame.pointee.rip)")
   }

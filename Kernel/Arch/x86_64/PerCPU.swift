@@ -18,6 +18,9 @@ struct PerCPU: ~Copyable {
   /// and its stopper runs, cleared first when it goes down. Linux: cpu_active_mask.
   /// Written under the hotplug lock; acquire/release with `CPUs.onlineChanges`.
   let active = Atomic<Bool>(false)
+  /// NMIs sent to end this CPU's quiet wait in a multi-CPU stop, not yet taken: its
+  /// NMI handler takes one for each and stays silent.
+  let stopWakeNMIs = Atomic<Int>(0)
   /// Reschedule interrupts taken (relaxed: a statistic).
   let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).

@@ -15,7 +15,32 @@ extension X86_64Platform: StopPlatform {
   }
 
   static var activeCPUs: CPUSet { CPUs.active }
+
+  /// Boot/stopwait.asm: halts with interrupts off until the flag is 0; an NMI ends
+  /// each halt (`NMI.handle` closes the race between the check and the HLT).
+  static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) {
+    stop_wait_nmi(flag)
+  }
+
+  /// An NMI: the only interrupt that resumes a HLT with interrupts off. Counted first,
+  /// so the target's NMI handler knows it for a wake-up and says nothing.
+  static func endWaitWithInterruptsOff(on cpu: CPUIndex) {
+    // Release pairs with the acquire in `NMI.handle`.
+    PerCPU.block(cpu).pointee.stopWakeNMIs.wrappingAdd(1, ordering: .releasing)
+    LocalAPIC.send(.nmi(to: CPUs.apicID(of: cpu)))
+  }
+
+  /// Where `stop_wait_nmi` may be interrupted before its HLT has run: an NMI there
+  /// must make it check its flag again.
+  static var quietWaitWindow: ClosedRange<UInt64> {
+    let start = UInt64(UInt(bitPattern: unsafeBitCast(stop_wait_nmi as @convention(c) (UnsafeRawPointer) -> Void, to: UnsafeRawPointer.self)))
+    let hlt = UInt64(UInt(bitPattern: unsafeBitCast(stop_wait_nmi_hlt as @convention(c) () -> Void, to: UnsafeRawPointer.self)))
+    return start...hlt
+  }
 }
+
+@_extern(c, "stop_wait_nmi") private func stop_wait_nmi(_ flag: UnsafeRawPointer)
+@_extern(c, "stop_wait_nmi_hlt") private func stop_wait_nmi_hlt()
 
 /// Creating the stopper threads and starting them as CPUs come online.
 enum StopperThreads {
