@@ -102,7 +102,7 @@ extension Stoppers {
       }
     } while current != .exit
     trace.left = Platform.timestamp()
-    me.pointee.trace = trace
+    record(trace)
     if let saved { Platform.restoreInterrupts(saved) }
     return result
   }
@@ -114,7 +114,9 @@ extension Stoppers {
     // before it publishes the next (release in `setState`), so all of it is visible to
     // every CPU that sees the next state.
     guard stop.pointee.acks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
-    let next = StopState(rawValue: state.rawValue + 1)!
+    // EXIT is the last state: its acknowledgements move nobody on. Linux stores a state
+    // past EXIT that no CPU reads; there is no such StopState.
+    guard let next = StopState(rawValue: state.rawValue + 1) else { return }
     stop.pointee.setState(next)
     if state == .prepare { kickNappers(of: stop) }
   }

@@ -19,36 +19,45 @@ public protocol StopPlatform: SchedPlatform {
 /// stack; the lock makes the last signaller's wake-up its final touch of the record,
 /// so the requester may return the moment it sees the count at zero.
 /// Linux: struct cpu_stop_done (with its completion).
+///
+/// Several stoppers signal one record at once, so no method is `mutating`: a mutating
+/// call through the record's pointer is an access to the whole record that begins
+/// before the lock is taken, and two at once are overlapping accesses, which Swift's
+/// exclusivity rule forbids and the optimiser may assume never happen
+/// (ThreadSanitizer reports them). The state is in atomics instead, read and written
+/// relaxed under the lock, which orders them.
 public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   private let lock = SpinLock<Platform>("stop done")
-  private var remaining: Int
-  private var firstFailure: Int32 = 0
-  private var ran = 0
-  private var waiter: UnsafeMutablePointer<KernelThread>? = nil
+  private let remaining: Atomic<Int>
+  private let firstFailure = Atomic<Int32>(0)
+  private let ran = Atomic<Int>(0)
+  private let waiter = Atomic<UnsafeMutablePointer<KernelThread>?>(nil)
 
   /// A record for `works` works. Linux: cpu_stop_init_done().
-  public init(works: Int) { remaining = works }
+  public init(works: Int) { remaining = Atomic(works) }
 
   /// One work finished (`ran`: its function returned `result`) or was answered without
   /// running; the last wakes the waiter. Any context but NMI.
   /// Linux: cpu_stop_signal_done(), plus the result store of cpu_stopper_thread().
-  mutating func signal(ran didRun: Bool, result: Int32, scheduler: Scheduler<Platform>) {
+  func signal(ran didRun: Bool, result: Int32, scheduler: Scheduler<Platform>) {
     let state = lock.lock()
-    if didRun { ran += 1 }
-    if result != 0 && firstFailure == 0 { firstFailure = result }
-    remaining -= 1
-    precondition(remaining >= 0, "stop: a done record signalled more often than it had works")
-    if remaining == 0, let waiter { scheduler.wake(waiter) }
+    if didRun { ran.wrappingAdd(1, ordering: .relaxed) }
+    if result != 0 && firstFailure.load(ordering: .relaxed) == 0 {
+      firstFailure.store(result, ordering: .relaxed)
+    }
+    let left = remaining.wrappingSubtract(1, ordering: .relaxed).newValue
+    precondition(left >= 0, "stop: a done record signalled more often than it had works")
+    if left == 0, let waiter = waiter.load(ordering: .relaxed) { scheduler.wake(waiter) }
     lock.unlock(state)
   }
 
   /// Sleeps until every work has finished. Thread context. Linux: wait_for_completion().
   /// Unbounded here: the multi-CPU stop bounds each of its states and reports a stall,
   /// and a single stopper runs a function that may not sleep.
-  mutating func wait(in scheduler: Scheduler<Platform>) {
+  func wait(in scheduler: Scheduler<Platform>) {
     var state = lock.lock()
-    while remaining > 0 {
-      waiter = scheduler.current
+    while remaining.load(ordering: .relaxed) > 0 {
+      waiter.store(scheduler.current, ordering: .relaxed)
       // Marked sleeping before the lock is dropped: the last signal wakes us, and
       // schedule() returns at once if it already did.
       scheduler.prepareToSleep()
@@ -64,13 +73,13 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   func isComplete() -> Bool {
     let state = lock.lock()
     defer { lock.unlock(state) }
-    return remaining == 0
+    return remaining.load(ordering: .relaxed) == 0
   }
 
-  /// The first non-zero result, 0 when every function returned 0.
-  var result: Int32 { firstFailure }
+  /// The first non-zero result, 0 when every function returned 0. Once complete.
+  var result: Int32 { firstFailure.load(ordering: .relaxed) }
   /// How many works ran their function (the rest were answered without running).
-  var worksRan: Int { ran }
+  var worksRan: Int { ran.load(ordering: .relaxed) }
 }
 
 /// What a work runs: a caller's function, or one CPU's part of a multi-CPU stop (a
@@ -126,17 +135,12 @@ struct CPUStopper<Platform: SchedPlatform>: ~Copyable {
   let parked = Atomic<Bool>(false)
   /// The `migration/N` thread.
   var thread: UnsafeMutablePointer<KernelThread>? = nil
-  /// The work `stopCPUs` queues here; its users are serialised by the stop mutex.
-  /// Linux: stopper->stop_work.
-  var stopWork = StopWork<Platform>()
   /// Whether this CPU naps in a multi-CPU stop's PREPARE, so the CPU that ends PREPARE
   /// kicks only the nappers (sequentially consistent: see `Stoppers.waitStep`).
   let napping = Atomic<Bool>(false)
   /// The last multi-CPU stop this CPU acknowledged: its generation and state, for the
   /// stall report (relaxed: a diagnostic).
   let lastAck = Atomic<UInt64>(0)
-  /// This CPU's timeline of its last multi-CPU stop; written only by this CPU inside it.
-  var trace = StopTrace()
 
   init() {}
 
