@@ -106,7 +106,7 @@ extension Stoppers {
       }
     } while current != .exit
     trace.left = Platform.timestamp()
-    me.pointee.trace = trace
+    record(trace)
     if let saved { Platform.restoreInterrupts(saved) }
     return result
   }
@@ -117,10 +117,10 @@ extension Stoppers {
     // Acquire and release: the last acknowledger sees what every CPU did in this state
     // before it publishes the next (release in `setState`), so all of it is visible to
     // every CPU that sees the next state.
-    guard stop.pointee.acks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, state != .exit else {
-      return
-    }
-    let next = StopState(rawValue: state.rawValue + 1)!
+    guard stop.pointee.acks.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+    // EXIT is the last state: its acknowledgements move nobody on. Linux stores a state
+    // past EXIT that no CPU reads; there is no such StopState.
+    guard let next = StopState(rawValue: state.rawValue + 1) else { return }
     stop.pointee.setState(next)
     wakeWaiters(of: stop)
   }

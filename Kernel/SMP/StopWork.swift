@@ -35,16 +35,20 @@ extension StopPlatform {
 /// so the requester may return the moment it sees the count at zero.
 /// Linux: struct cpu_stop_done (with its completion).
 ///
-/// Every field other CPUs change is an atomic (relaxed: the lock orders them) and no
-/// method is `mutating`: a mutating method has its `self` to itself for the whole
-/// call, so the compiler may keep fields in registers across the lock and the sleep,
-/// and the waiter would never see the last signal. Found by the `stop_trace` case.
+/// Several stoppers signal one record at once, so no method is `mutating`: a mutating
+/// call through the record's pointer is an access to the whole record that begins
+/// before the lock is taken, and two at once are overlapping accesses, which Swift's
+/// exclusivity rule forbids and the optimiser may assume never happen. ThreadSanitizer
+/// reported them on the host; in the kernel the optimiser kept the waiter in a register
+/// across the sleep, the last signal found nobody to wake, and `stop_trace` hung. The
+/// state is in atomics instead, read and written relaxed under the lock, which orders
+/// them.
 public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   private let lock = SpinLock<Platform>("stop done")
   private let remaining: Atomic<Int>
   private let firstFailure = Atomic<Int32>(0)
   private let ran = Atomic<Int>(0)
-  private let waiter = Atomic<UInt>(0)
+  private let waiter = Atomic<UnsafeMutablePointer<KernelThread>?>(nil)
 
   /// A record for `works` works. Linux: cpu_stop_init_done().
   public init(works: Int) { remaining = Atomic(works) }
@@ -60,9 +64,7 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
     }
     let left = remaining.wrappingSubtract(1, ordering: .relaxed).newValue
     precondition(left >= 0, "stop: a done record signalled more often than it had works")
-    if left == 0, let thread = UnsafeMutablePointer<KernelThread>(bitPattern: waiter.load(ordering: .relaxed)) {
-      scheduler.wake(thread)
-    }
+    if left == 0, let waiter = waiter.load(ordering: .relaxed) { scheduler.wake(waiter) }
     lock.unlock(state)
   }
 
@@ -72,7 +74,7 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   func wait(in scheduler: Scheduler<Platform>) {
     var state = lock.lock()
     while remaining.load(ordering: .relaxed) > 0 {
-      waiter.store(UInt(bitPattern: scheduler.current), ordering: .relaxed)
+      waiter.store(scheduler.current, ordering: .relaxed)
       // Marked sleeping before the lock is dropped: the last signal wakes us, and
       // schedule() returns at once if it already did.
       scheduler.prepareToSleep()
@@ -91,7 +93,7 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
     return remaining.load(ordering: .relaxed) == 0
   }
 
-  /// The first non-zero result, 0 when every function returned 0. After completion.
+  /// The first non-zero result, 0 when every function returned 0. Once complete.
   var result: Int32 { firstFailure.load(ordering: .relaxed) }
   /// How many works ran their function (the rest were answered without running).
   var worksRan: Int { ran.load(ordering: .relaxed) }
@@ -150,17 +152,12 @@ struct CPUStopper<Platform: SchedPlatform>: ~Copyable {
   let parked = Atomic<Bool>(false)
   /// The `migration/N` thread.
   var thread: UnsafeMutablePointer<KernelThread>? = nil
-  /// The work `stopCPUs` queues here; its users are serialised by the stop mutex.
-  /// Linux: stopper->stop_work.
-  var stopWork = StopWork<Platform>()
   /// Whether this CPU naps in a multi-CPU stop's PREPARE, so the CPU that ends PREPARE
   /// kicks only the nappers (sequentially consistent: see `Stoppers.waitStep`).
   let napping = Atomic<Bool>(false)
   /// The last multi-CPU stop this CPU acknowledged: its generation and state, for the
   /// stall report (relaxed: a diagnostic).
   let lastAck = Atomic<UInt64>(0)
-  /// This CPU's timeline of its last multi-CPU stop; written only by this CPU inside it.
-  var trace = StopTrace()
 
   init() {}
 

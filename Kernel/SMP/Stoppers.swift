@@ -23,7 +23,14 @@ public final class Stoppers<Platform: StopPlatform> {
   /// (`waitWithInterruptsOff` watches its own byte), cleared by the CPU that moves the
   /// stop on. A separate array: the platform is handed the byte's address.
   let quietWaiters: UnsafeMutablePointer<Atomic<UInt8>>
-  /// Serialises users of the per-CPU `stopWork`s (`stopCPUs`, `stopMachine`).
+  /// Each CPU's work for `stopCPUs`, serialised by `stopMutex`. Linux: stopper->stop_work.
+  /// Not in `CPUStopper`, and neither are the traces: a change through a pointer to the
+  /// stopper is an access to all of it (its first field, the queue, for
+  /// ThreadSanitizer), and these change outside the stopper's lock.
+  private let stopWorks: UnsafeMutablePointer<StopWork<Platform>>
+  /// Each CPU's timeline of its last multi-CPU stop; written only by that CPU inside it.
+  private let traces: UnsafeMutablePointer<StopTrace>
+  /// Serialises users of the per-CPU `stopWorks` (`stopCPUs`, `stopMachine`).
   /// Linux: stop_cpus_mutex.
   let stopMutex = Mutex<Platform>()
   /// Held by whoever changes which CPUs are online, and by `stopMachine` around its
@@ -70,6 +77,10 @@ public final class Stoppers<Platform: StopPlatform> {
     for cpu in 0..<cpuCount { (stoppers + cpu).initialize(to: CPUStopper()) }
     quietWaiters = .allocate(capacity: cpuCount)
     for cpu in 0..<cpuCount { (quietWaiters + cpu).initialize(to: Atomic<UInt8>(0)) }
+    stopWorks = .allocate(capacity: cpuCount)
+    for cpu in 0..<cpuCount { (stopWorks + cpu).initialize(to: StopWork()) }
+    traces = .allocate(capacity: cpuCount)
+    traces.initialize(repeating: StopTrace(), count: cpuCount)
   }
 
   deinit {
@@ -77,6 +88,10 @@ public final class Stoppers<Platform: StopPlatform> {
     stoppers.deallocate()
     quietWaiters.deinitialize(count: cpuCount)
     quietWaiters.deallocate()
+    stopWorks.deinitialize(count: cpuCount)
+    stopWorks.deallocate()
+    traces.deinitialize(count: cpuCount)
+    traces.deallocate()
   }
 
   func stopper(_ cpu: CPUIndex) -> UnsafeMutablePointer<CPUStopper<Platform>> {
@@ -236,9 +251,9 @@ public final class Stoppers<Platform: StopPlatform> {
     }
   }
 
-  /// Queues each CPU's own `stopWork`, set to `job` and `done`, on every CPU of `cpus`,
-  /// in ascending order, with preemption off throughout so that no stopper woken here
-  /// takes this CPU before the rest are queued. Returns whether any was queued.
+  /// Queues each CPU's own work of `stopWorks`, set to `job` and `done`, on every CPU
+  /// of `cpus`, in ascending order, with preemption off throughout so that no stopper
+  /// woken here takes this CPU before the rest are queued. Returns whether any was queued.
   /// Caller holds `stopMutex`. Linux: queue_stop_cpus_work().
   func queueStopWorks(on cpus: CPUSet, job: StopJob, done: UnsafeMutablePointer<StopDone<Platform>>) -> Bool {
     Platform.preemptDisable()
@@ -246,7 +261,7 @@ public final class Stoppers<Platform: StopPlatform> {
     queueingInProgress.store(true, ordering: .relaxed)
     var queued = false
     for cpu in cpus {
-      let work = withUnsafeMutablePointer(to: &stopper(cpu).pointee.stopWork) { $0 }
+      let work = stopWorks + cpu.rawValue
       work.pointee.job = job
       work.pointee.done = done
       if queue(work, on: cpu) { queued = true }
@@ -311,7 +326,16 @@ public final class Stoppers<Platform: StopPlatform> {
   }
 
   /// `cpu`'s timeline of the last multi-CPU stop it took part in.
-  public func trace(of cpu: CPUIndex) -> StopTrace { stopper(cpu).pointee.trace }
+  public func trace(of cpu: CPUIndex) -> StopTrace {
+    precondition(isValid(cpu), "no stopper for that CPU")
+    return traces[cpu.rawValue]
+  }
+
+  /// Records `trace` as the running CPU's timeline. By that CPU, at the end of its
+  /// part in a multi-CPU stop.
+  func record(_ trace: StopTrace) {
+    traces[Platform.currentCPU.rawValue] = trace
+  }
 
   /// The number the next multi-CPU stop will have minus one: the last one's.
   public var lastStopGeneration: UInt64 { stopsStarted.load(ordering: .relaxed) }

@@ -8,6 +8,9 @@ final class FakeKernelThread: @unchecked Sendable {
   let thread: UnsafeMutablePointer<KernelThread>
   /// Its CPU.
   unowned let cpu: FakeSchedCPU
+  /// Whether this thread never ends by itself (an idle or stopper thread): its host
+  /// thread leaves when the machine stops, from wherever it waits for its baton.
+  let leavesWhenStopping: Bool
   private let monitor = Monitor()
   /// Whether this thread may run (its CPU was handed to it). Guarded by `monitor`.
   private var hasBaton = false
@@ -15,8 +18,9 @@ final class FakeKernelThread: @unchecked Sendable {
   private var finished = false
 
   /// A new kernel thread `name` of `priority` on `cpu`; no host thread yet.
-  init(name: ThreadName, priority: ThreadPriority, cpu: FakeSchedCPU) {
+  init(name: ThreadName, priority: ThreadPriority, cpu: FakeSchedCPU, leavesWhenStopping: Bool = false) {
     self.cpu = cpu
+    self.leavesWhenStopping = leavesWhenStopping
     thread = .allocate(capacity: 1)
     thread.initialize(
       to: KernelThread(name: name, priority: priority, cpu: cpu.index, function: nil, argument: nil))
@@ -43,7 +47,8 @@ final class FakeKernelThread: @unchecked Sendable {
   }
 
   /// Waits for the baton, in bounded slices: once the machine is abandoned (a test
-  /// failed or expected a panic), the host thread leaves instead.
+  /// failed or expected a panic), or is stopping and this thread never ends by itself,
+  /// the host thread leaves instead.
   func takeBaton() {
     while true {
       let taken = monitor.withLock {
@@ -52,7 +57,7 @@ final class FakeKernelThread: @unchecked Sendable {
         return hasBaton
       }
       if taken { return }
-      if cpu.machine.isAbandoned { cpu.machine.leave() }
+      if cpu.machine.isAbandoned || (leavesWhenStopping && cpu.machine.isStopping) { cpu.machine.leave() }
     }
   }
 

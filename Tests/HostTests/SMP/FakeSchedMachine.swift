@@ -7,6 +7,9 @@ import Testing
 /// `FakeSchedCPU`s, each with an idle thread that adopts it (as an AP's idle loop does)
 /// and naps when nothing is runnable, and test threads made with `spawn`.
 ///
+/// With `stoppers: true` it also runs the stop machinery: a `Stoppers` with a stopper
+/// thread (`migration/N`) on every CPU, started as the kernel starts it (FakeStopPlatform.swift).
+///
 /// Create one per test with `FakeSchedMachine.with(...)`: it stops the machine after
 /// the body, records panics and host threads that would not leave as test issues, and
 /// keeps a machine whose threads are stuck alive so they never touch freed memory.
@@ -15,6 +18,16 @@ final class FakeSchedMachine: @unchecked Sendable {
   let scheduler: Scheduler<FakeSchedPlatform>
   /// The CPUs, by index. Set in `init`, before any host thread starts.
   private(set) var cpus: [FakeSchedCPU] = []
+  /// The stop machinery, if the machine has it. Set in `init`, before any host thread
+  /// starts.
+  private(set) var stopMachinery: Stoppers<FakeSchedPlatform>? = nil
+  /// CPUs a test marked inactive (`FakeSchedPlatform.isActive`), one bit each; relaxed:
+  /// set by the test before the kernel threads that read it are started or told to go.
+  let inactiveCPUs = Atomic<UInt64>(0)
+  /// How long sending a reschedule IPI takes (0: no time): under a hypervisor the
+  /// ICR write exits to the host, microseconds during which the sender holds on to
+  /// whatever it holds. Set in `init`.
+  let ipiNanoseconds: UInt64
   private let stopping = Atomic<Bool>(false)
   private let abandoned = Atomic<Bool>(false)
   private let monitor = Monitor()
@@ -29,37 +42,50 @@ final class FakeSchedMachine: @unchecked Sendable {
   nonisolated(unsafe) private static var stranded: [FakeSchedMachine] = []
   private static let strandedMonitor = Monitor()
 
-  /// A machine with `cpuCount` CPUs, each running its idle thread.
-  init(cpuCount: Int) {
+  /// A machine with `cpuCount` CPUs, each running its idle thread; with `stoppers`,
+  /// also a stopper thread per CPU, created but not yet started (`startStoppers`).
+  init(cpuCount: Int, stoppers: Bool = false, ipiNanoseconds: UInt64 = 0) {
     scheduler = Scheduler(cpuCount: cpuCount)
+    self.ipiNanoseconds = ipiNanoseconds
     cpus = (0..<cpuCount).map { FakeSchedCPU(index: $0, machine: self) }
+    if stoppers { stopMachinery = Stoppers(cpuCount: cpuCount, scheduler: scheduler) }
     for cpu in cpus {
-      let idle = FakeKernelThread(name: ThreadName("idle", cpu.index.rawValue), priority: .idle, cpu: cpu)
+      let idle = FakeKernelThread(
+        name: ThreadName("idle", cpu.index.rawValue), priority: .idle, cpu: cpu, leavesWhenStopping: true)
       monitor.withLock { threads.append(idle) }
       startHostThread { self.idleLoop(idle) }
     }
+    if let stopMachinery { createStopperThreads(for: stopMachinery) }
   }
 
   /// Runs `body` with a fresh machine, then stops it. Panics are test issues unless
-  /// `expectingPanics`; the body may read `panicLines` for the ones it expects.
+  /// `expectingPanics`; the body may read `panicLines` for the ones it expects. With
+  /// `stoppers`, the stopper threads run before `body` starts (`stoppers` is set);
+  /// `ipiNanoseconds` is the time each reschedule IPI takes to send.
   static func with(
-    cpus cpuCount: Int, expectingPanics: Bool = false,
+    cpus cpuCount: Int, stoppers: Bool = false, ipiNanoseconds: UInt64 = 0, expectingPanics: Bool = false,
     sourceLocation: SourceLocation = #_sourceLocation, _ body: (FakeSchedMachine) throws -> Void
   ) rethrows {
-    let machine = FakeSchedMachine(cpuCount: cpuCount)
+    let machine = FakeSchedMachine(cpuCount: cpuCount, stoppers: stoppers, ipiNanoseconds: ipiNanoseconds)
     defer { machine.shutDown(expectingPanics: expectingPanics, sourceLocation: sourceLocation) }
+    if stoppers {
+      guard machine.startStoppers(sourceLocation: sourceLocation) else { return }
+    }
     try body(machine)
   }
 
   // MARK: Threads
 
   /// A kernel thread on `cpu` that will run `body`, created but not runnable: start it
-  /// with `start(_:)` from the test, or `scheduler.wake` from a kernel thread.
+  /// with `start(_:)` from the test, or `scheduler.wake` from a kernel thread. A body
+  /// that never returns needs `leavesWhenStopping` (see `FakeKernelThread`).
   func spawn(
     _ prefix: StaticString, _ number: Int? = nil, on cpu: Int, priority: ThreadPriority = .normal,
-    _ body: @escaping () -> Void
+    leavesWhenStopping: Bool = false, _ body: @escaping () -> Void
   ) -> FakeKernelThread {
-    let fake = FakeKernelThread(name: ThreadName(prefix, number), priority: priority, cpu: cpus[cpu])
+    let fake = FakeKernelThread(
+      name: ThreadName(prefix, number), priority: priority, cpu: cpus[cpu],
+      leavesWhenStopping: leavesWhenStopping)
     monitor.withLock { threads.append(fake) }
     startHostThread {
       fake.cpu.bindCallingThread()

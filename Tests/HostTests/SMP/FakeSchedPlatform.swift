@@ -34,8 +34,11 @@ enum FakeSchedPlatform: HostFakePlatform, SchedPlatform {
     if on { cpu.interruptPoint() }
   }
 
-  /// A spin-wait step: an interrupt point, then a yield of the host core.
+  /// A spin-wait step: an interrupt point, then a yield of the host core. On an
+  /// abandoned machine (a test timed out) the spinning host thread leaves instead, so
+  /// that a hung protocol does not keep the host's cores busy for the rest of the run.
   static func relax() {
+    if cpu.machine.isAbandoned { cpu.machine.leave() }
     cpu.interruptPoint()
     sched_yield()
   }
@@ -93,9 +96,14 @@ enum FakeSchedPlatform: HostFakePlatform, SchedPlatform {
   }
 
   /// Raises `cpu`'s interrupt; its running thread reschedules at its next interrupt
-  /// point (`preemptOnInterruptExit`).
+  /// point (`preemptOnInterruptExit`). Takes the machine's `ipiNanoseconds` first.
   static func sendReschedule(to target: CPUIndex) {
-    cpu.machine.cpus[target.rawValue].raiseInterrupt()
+    let machine = cpu.machine
+    if machine.ipiNanoseconds > 0 {
+      let end = HostClock.now() + machine.ipiNanoseconds
+      while HostClock.now() < end { sched_yield() }
+    }
+    machine.cpus[target.rawValue].raiseInterrupt()
   }
 
   /// Through the machine's scheduler.
