@@ -79,6 +79,27 @@ struct StopTraceConversionTests {
     #expect(cpu1?["ts"] as? Double == 5.05)
   }
 
+  @Test func durationsAreWholeNanosecondsOfRealTSCs() throws {
+    // CPU 0's line from a TCG boot (TSC at 2.6 GHz): 7174.127 us after `called` it
+    // entered PREPARE, and 48.005 us later DISABLE_IRQ; not 48.0049999999992.
+    let log = SerialLog(
+      """
+      smp: online cpus=0 apic=0
+      stoptrace begin stop=1 cpus=1 tsc_khz=2595960
+      stoptrace cpu=0 active=1 called=972201098 prepare=990824846 disable_irq=990949464 \
+      run=991182970 exit=991542108 left=992011772
+      stoptrace end
+      """)
+    let converted = try StopTraceJSON.convert(log)
+    let object = try JSONSerialization.jsonObject(with: converted.data) as? [String: Any]
+    let prepare = (object?["traceEvents"] as? [[String: Any]])?
+      .first { $0["name"] as? String == "PREPARE" }
+    #expect(prepare?["ts"] as? Double == 7174.127 && prepare?["dur"] as? Double == 48.005)
+    #expect(
+      StopTraceValidator.failures(in: converted.data, cpuCount: 1, online: converted.online)
+        .isEmpty)
+  }
+
   @Test func keepsANegativeDurationForTheValidator() throws {
     var block = try StopTraceBlock.parse(SerialLog(CannedTrace.bare(cpus: 1)))
     block.cpus[0].left = block.cpus[0].exit - 500

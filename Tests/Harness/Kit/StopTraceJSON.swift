@@ -36,12 +36,14 @@ public enum StopTraceJSON {
       events.append(.metadata("thread_name", tid: line.cpu, name: trackName(line.cpu)))
       let entries = [line.prepare, line.disableIRQ, line.run, line.exit, line.left]
       for (index, state) in states.enumerated() {
-        let start = microseconds(from: line.called, to: entries[index], khz: block.tscKHz)
-        let end = microseconds(from: line.called, to: entries[index + 1], khz: block.tscKHz)
+        let start = nanoseconds(from: line.called, to: entries[index], khz: block.tscKHz)
+        let end = nanoseconds(from: line.called, to: entries[index + 1], khz: block.tscKHz)
+        // Whole nanoseconds subtracted before the division, so that a duration reads
+        // 48.005, not 48.0049999999992.
         events.append(
           TraceEvent(
             name: "\(state.name)", cat: "stop_machine", ph: "X", pid: pid, tid: line.cpu,
-            ts: start, dur: end - start,
+            ts: start / 1000, dur: (end - start) / 1000,
             args: ["active": .integer(line.isActive ? 1 : 0), "stop": .integer(block.generation)]
           ))
       }
@@ -76,12 +78,12 @@ public enum StopTraceJSON {
     }
   }
 
-  /// Microseconds from `origin` to `tick` (negative if `tick` is earlier), rounded to
-  /// the nanosecond. `khz` is ticks per millisecond, so ticks * 1000 / khz is us.
-  static func microseconds(from origin: UInt64, to tick: UInt64, khz: UInt64) -> Double {
+  /// Whole nanoseconds from `origin` to `tick` (negative if `tick` is earlier), as a
+  /// `Double` (exact below 2^53 ns, 104 days). `khz` is ticks per millisecond, so
+  /// ticks * 10^6 / khz is nanoseconds.
+  static func nanoseconds(from origin: UInt64, to tick: UInt64, khz: UInt64) -> Double {
     let ticks = Double(Int64(bitPattern: tick &- origin))
-    let nanoseconds = (ticks * 1_000_000 / Double(khz)).rounded()
-    return nanoseconds / 1000
+    return (ticks * 1_000_000 / Double(khz)).rounded()
   }
 }
 
