@@ -34,7 +34,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -Xfrontend -function-sections \
   -warnings-as-errors
 
-.PHONY: all deps run check bench debug clean help host-test host-test-tsan harness-check
+.PHONY: all deps run check bench trace debug clean help host-test host-test-tsan harness-check
 
 all: $(IMAGE)
 
@@ -43,6 +43,7 @@ help:
 	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
 	@echo "make check      host tests (swift test, and SMP under TSan), kernel build, QEMU harness matrix"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
+	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
 	@echo "make deps       check and install nasm, QEMU, linker"
 	@echo "make clean"
@@ -100,6 +101,12 @@ check: deps
 bench: deps $(IMAGE)
 	swift run -c release lockstep-harness bench --kernel $(IMAGE) --accel $(ACCEL) \
 	  --vcpus $(VCPUS) --boots $(BOOTS) --json $(BUILD)/bench.json
+
+# One stop_machine across 8 vCPUs (ktest=stop_trace), its per-CPU states as a trace-event
+# file, validated as read back.
+trace: deps $(IMAGE)
+	swift run lockstep-harness trace --kernel $(IMAGE) --accel $(ACCEL) --smp 8 \
+	  --out $(BUILD)/stop-trace.json
 
 clean:
 	rm -rf $(BUILD)

@@ -145,6 +145,112 @@ struct BenchTests {
     #expect(pool.samples[BenchPool.Key(vcpus: 2, metric: "ipi_rtt")] == [10, 10])
     #expect(reports.all.count == 3 && reports.all[1].hasPrefix("FAIL  bench-2-2  (expected pass"))
     #expect(BenchRun.config(vcpus: 64, boot: 1).append == "bench")
-    #expect(BenchRun.config(vcpus: 64, boot: 1).timeout == .seconds(90))
+    #expect(BenchRun.config(vcpus: 64, boot: 1).timeout == .seconds(316))
+    #expect(BenchRun.config(vcpus: 2, boot: 1).timeout == .seconds(68))
+  }
+}
+
+@Suite("Bench: stop figures")
+struct StopBenchTests {
+  /// Every stop figure, as a bench boot at `vcpus` prints it, beside its floors: each
+  /// figure's samples are its vCPU count times a fixed factor.
+  private func boot(vcpus: Int) -> String {
+    let figures: [(String, UInt64)] = [
+      ("cacheline_rtt", 100), ("ipi_rtt_idle", 10_000), ("ipi_rtt_busy", 5_000),
+      ("stop_one_self", 3_000), ("stop_one_remote", 20_000), ("stop_one_remote_busy", 7_500),
+      ("stop_two", 30_000), ("stop_machine", 500_000), ("stop_machine_busy", 900_000),
+      ("stop_machine_irqoff", 40_000), ("cpu_down", 2_000_000), ("cpu_up", 1_000_000),
+    ]
+    return figures.map { metric, value in
+      "bench \(metric) ns \(value * UInt64(vcpus)) \(value * UInt64(vcpus))\n"
+    }.joined()
+  }
+
+  @Test func roundTripsTakeTheIPIFloorAndTheRestTheCacheLine() {
+    #expect(BenchFloor.metric(for: "stop_one_remote") == "ipi_rtt_idle", "targets idle unless stated")
+    #expect(BenchFloor.metric(for: "stop_one_remote_busy") == "ipi_rtt_busy")
+    #expect(BenchFloor.metric(for: "stop_one_remote_idle") == "ipi_rtt_idle")
+    #expect(BenchFloor.metric(for: "stop_two") == "ipi_rtt_idle")
+    #expect(BenchFloor.metric(for: "stop_two_busy") == "ipi_rtt_busy")
+    for metric in [
+      "stop_one_self", "stop_one_self_busy", "stop_machine", "stop_machine_busy",
+      "stop_machine_irqoff", "stop_machine_irqoff_idle", "cpu_down", "cpu_up", "cpu_up_idle",
+    ] {
+      #expect(BenchFloor.metric(for: metric) == "cacheline_rtt", "\(metric)")
+    }
+    #expect(BenchFloor.metric(for: "call_single") == "cacheline_rtt", "unchanged for calls")
+    #expect(BenchFloor.baseMetric("stop_machine_busy") == "stop_machine")
+    #expect(BenchFloor.baseMetric("stop_machine_irqoff") == "stop_machine_irqoff")
+  }
+
+  @Test func linuxTargetsByMetricAndVCPUCount() {
+    func target(_ metric: String, _ vcpus: Int, _ unit: String = "ns") -> UInt64? {
+      LinuxTarget.nanoseconds(for: metric, vcpus: vcpus, unit: unit)
+    }
+    #expect(target("stop_machine", 2) == 3_700_000 && target("stop_machine", 4) == 13_000_000)
+    #expect(target("stop_machine", 8) == 37_000_000 && target("stop_machine", 16) == nil)
+    #expect(target("stop_machine_idle", 8) == 37_000_000, "a state suffix keeps the target")
+    #expect(target("stop_machine_irqoff", 8) == nil, "not stop_machine's target")
+    #expect(target("stop_one_remote", 2) == 300_000 && target("stop_one_remote_busy", 64) == 300_000)
+    #expect(target("stop_one_remote", 1) == nil)
+    #expect(target("cpu_down", 2) == 51_000_000 && target("cpu_up", 2) == 35_000_000)
+    #expect(target("cpu_down", 4) == nil && target("stop_two", 2) == nil)
+    #expect(target("stop_machine", 2, "us") == nil, "only nanoseconds compare")
+  }
+
+  @Test func pooledAtEveryDefaultVCPUCountWithFloorsAndTargets() {
+    let counts = [2, 4, 8, 16, 64]
+    let (pool, failed) = BenchRun.run(vcpus: counts, boots: 2, sink: { _ in }) { config in
+      record(boot(vcpus: Int(config.smp)!))
+    }
+    #expect(failed == 0)
+    let figures = pool.figures
+    func figure(_ vcpus: Int, _ metric: String) -> BenchFigure? {
+      figures.first { $0.vcpus == vcpus && $0.metric == metric }
+    }
+    for vcpus in counts {
+      for metric in [
+        "stop_one_self", "stop_one_remote", "stop_one_remote_busy", "stop_two", "stop_machine",
+        "stop_machine_busy", "stop_machine_irqoff", "cpu_down", "cpu_up",
+      ] {
+        #expect(figure(vcpus, metric)?.n == 4, "\(metric) at \(vcpus)")
+      }
+    }
+    #expect(figure(4, "stop_one_remote")?.floor == "ipi_rtt_idle")
+    #expect(figure(4, "stop_one_remote")?.floorRatio == 2)
+    #expect(figure(4, "stop_one_remote_busy")?.floorRatio == 1.5)
+    #expect(figure(8, "stop_two")?.floorRatio == 3)
+    #expect(figure(8, "stop_machine_irqoff")?.floor == "cacheline_rtt")
+    #expect(figure(8, "stop_machine_irqoff")?.floorRatio == 400)
+    // 8 vCPUs: 4 ms against Linux's 37 ms; 2 vCPUs: remote stop 40 us against 300 us.
+    #expect(figure(8, "stop_machine")?.linuxTarget == 37_000_000)
+    #expect(figure(8, "stop_machine")?.linuxRatio == 4_000_000.0 / 37_000_000)
+    #expect(figure(2, "stop_one_remote")?.linuxRatio == 40_000.0 / 300_000)
+    #expect(figure(2, "cpu_up")?.linuxRatio == 2_000_000.0 / 35_000_000)
+    #expect(figure(16, "stop_machine")?.linuxTarget == nil)
+    #expect(figure(4, "stop_two")?.linuxRatio == nil)
+  }
+
+  @Test func tableAndJSONShowTheLinuxTargets() throws {
+    var pool = BenchPool()
+    pool.add(SerialLog(boot(vcpus: 2)), vcpus: 2)
+    let table = BenchTable.render(pool.figures, notes: ["n"])
+    #expect(table.contains("\nLinux 6.1 target (median / target; below 1 is faster)\n"))
+    #expect(table.contains("  vcpus  metric                unit      median      target  /target\n"))
+    #expect(table.contains("      2  stop_machine          ns       1000000     3700000     0.27\n"))
+    #expect(table.contains("      2  stop_machine_busy     ns       1800000     3700000     0.49\n"))
+    #expect(table.contains("      2  cpu_down              ns       4000000    51000000     0.08\n"))
+    #expect(!table.contains("      2  stop_two "))
+    #expect(table.hasSuffix("0.08\n\nnote: n\n") || table.contains("\n\nnote: n\n"))
+    let report = BenchReport(qemu: "q", date: "d", results: pool.figures)
+    let object = try JSONSerialization.jsonObject(with: try report.json()) as? [String: Any]
+    let results = object?["results"] as? [[String: Any]] ?? []
+    let machine = results.first { $0["metric"] as? String == "stop_machine" }
+    #expect(machine?["linux_target_ns"] as? Int == 3_700_000)
+    #expect(machine?["linux_ratio"] as? Double == 1_000_000.0 / 3_700_000)
+    #expect(results.first { $0["metric"] as? String == "stop_two" }?["linux_target_ns"] == nil)
+    #expect(try JSONDecoder().decode(BenchReport.self, from: report.json()) == report)
+    // Without targets the table is as before: no Linux block.
+    #expect(!BenchTable.render(BenchPool().figures, notes: []).contains("Linux"))
   }
 }

@@ -67,6 +67,52 @@ enum CannedLog {
     """
 }
 
+/// Stop traces as the kernel prints them (`ktest=stop_trace`).
+enum CannedTrace {
+  /// A passing 4-CPU boot whose trace lines are KTAP diagnostics; a line of another CPU
+  /// falls inside the block. 2 TSC ticks a nanosecond: CPU 0 enters PREPARE 1 us after
+  /// `called`, DISABLE_IRQ at 5 us, RUN at 6 us, EXIT at 7.5 us, and leaves at 8 us.
+  static let ktap4 = """
+    Brought up 4 CPUs
+    smp: online cpus=0-3 apic=0-3
+    KTAP version 1
+    1..1
+        KTAP version 1
+        # Subtest: stop_trace
+        1..1
+        # stoptrace begin stop=7 cpus=4 tsc_khz=2000000
+        # stoptrace cpu=0 active=1 called=1000000 prepare=1002000 disable_irq=1010000 run=1012000 exit=1015000 left=1016000
+        # stoptrace cpu=1 active=0 called=1000000 prepare=1004000 disable_irq=1010100 run=1012100 exit=1015100 left=1016200
+    sched: an unrelated line
+        # stoptrace cpu=2 active=0 called=1000000 prepare=1006000 disable_irq=1010200 run=1012200 exit=1015200 left=1016400
+        # stoptrace cpu=3 active=0 called=1000000 prepare=1008000 disable_irq=1010300 run=1012300 exit=1015300 left=1016600
+        # stoptrace end
+        ok 1 one_stop_machine_traced
+    ok 1 stop_trace
+
+    """
+
+  /// A passing boot of `cpus` CPUs with a bare (not KTAP) trace block; each CPU `n`
+  /// enters PREPARE n us after `called` and spends 1 us in each state (1 tick a ns).
+  static func bare(cpus: Int, cpuLines: [String]? = nil, count: Int? = nil) -> String {
+    let lines =
+      cpuLines
+      ?? (0..<cpus).map { cpu in
+        let start = 5000 + cpu * 1000
+        let times = (0..<5).map { "\(start + $0 * 1000)" }
+        return "stoptrace cpu=\(cpu) active=\(cpu == 0 ? 1 : 0) called=5000 prepare=\(times[0]) "
+          + "disable_irq=\(times[1]) run=\(times[2]) exit=\(times[3]) left=\(times[4])"
+      }
+    let head = [
+      "Brought up \(cpus) CPUs", "smp: online cpus=0-\(cpus - 1) apic=0-\(cpus - 1)",
+      "KTAP version 1", "1..1", "    KTAP version 1", "    # Subtest: stop_trace", "    1..1",
+      "stoptrace begin stop=1 cpus=\(count ?? cpus) tsc_khz=1000000",
+    ]
+    let tail = ["stoptrace end", "    ok 1 one_stop_machine_traced", "ok 1 stop_trace", ""]
+    return (head + lines + tail).joined(separator: "\n")
+  }
+}
+
 /// A record of a boot that exited with `status` after printing `log`.
 func record(_ log: String, status: Int32 = 33, qemuOutput: String = "") -> BootRecord {
   BootRecord(

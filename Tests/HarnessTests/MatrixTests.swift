@@ -26,7 +26,41 @@ struct MatrixTests {
         "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8",
         "sched-4-x2apic-kvm", "demo-4",
         "fault-stack-overflow", "fault-thread-overflow",
+        "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
+        "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8",
       ])
+  }
+
+  @Test func stopConfigsRunTheirSuitesWithBoundsThatGrowWithVCPUs() {
+    let stop8 = config("stop-8")
+    #expect(stop8.append == "ktest=stop" && stop8.expectations.ktapSuites == ["stop"])
+    #expect(stop8.expectations.onlineCPUs == Array(0..<8) && !stop8.requiresKVM)
+    #expect(stop8.timeout == .seconds(165) && config("stop-1").timeout == .seconds(60))
+    #expect(config("hotplug-4").append == "ktest=hotplug")
+    #expect(config("hotplug-4").expectations.ktapSuites == ["hotplug"])
+    #expect(config("hotplug-4").timeout == .seconds(105))
+    let torture = config("stop-torture-2")
+    #expect(torture.append == "ktest=stop_torture torture_ops=10000")
+    #expect(torture.expectations.ktapSuites == ["stop_torture"])
+    #expect(Matrix.standard.filter { $0.expectations.stopTrace }.map(\.name) == ["trace-8"])
+  }
+
+  @Test func stopUnderKVMIsSetUpAsTheSchedConfig() {
+    let stop = config("stop-4-x2apic-kvm")
+    let sched = config("sched-4-x2apic-kvm")
+    #expect(stop.requiresKVM && stop.smp == sched.smp && stop.machine == sched.machine)
+    #expect(stop.qemuArguments == sched.qemuArguments)
+    #expect(stop.expectations.mustContain == sched.expectations.mustContain)
+    #expect(stop.append == "ktest=stop,hotplug")
+    #expect(stop.expectations.ktapSuites == ["stop", "hotplug"])
+  }
+
+  @Test func traceConfigExpectsTheSuiteAndAValidTrace() {
+    let trace = config("trace-8")
+    #expect(trace == Matrix.traceConfig(vcpus: 8))
+    #expect(trace.append == "ktest=stop_trace" && trace.smp == "8")
+    #expect(trace.expectations.ktapSuites == ["stop_trace"] && trace.expectations.stopTrace)
+    #expect(trace.expectations.onlineCPUs == Array(0..<8))
   }
 
   @Test func bootConfigsExpectTheBootSuiteAndDenseCPUs() {

@@ -54,6 +54,22 @@ struct OptionsTests {
     #expect(options.config.expectations.outcome == .pass)
   }
 
+  @Test func traceOptions() throws {
+    let defaults = try Invocation.parse(["trace", "--kernel", "k"])
+    guard case .trace(let options) = defaults else {
+      Issue.record("not trace")
+      return
+    }
+    #expect(options.vcpus == 8 && options.out == "build/stop-trace.json")
+    #expect(options.common.logs == "build/logs")
+    let custom = try Invocation.parse(["trace", "--kernel", "k", "--smp", "4", "--out", "/tmp/t.json"])
+    guard case .trace(let options) = custom else { return }
+    #expect(options.vcpus == 4 && options.out == "/tmp/t.json" && options.log == nil)
+    let fromLog = try Invocation.parse(["trace", "--log", "build/logs/run.log"])
+    guard case .trace(let options) = fromLog else { return }
+    #expect(options.log == "build/logs/run.log" && options.common.command.kernel == "")
+  }
+
   @Test(arguments: [
     ([], "no command given"),
     (["boot"], "unknown command 'boot'"),
@@ -66,6 +82,9 @@ struct OptionsTests {
     (["check", "--kernel", "k", "--accel", "hvf"], "unknown accelerator 'hvf'"),
     (["bench", "--kernel", "k", "--vcpus", "2,,4"], "--vcpus needs a list like 1,2,4, not '2,,4'"),
     (["run", "--kernel", "k", "--machine", "virt"], "unknown machine 'virt'"),
+    (["trace", "--kernel", "k", "--smp", "0"], "--smp needs an integer >= 1, not '0'"),
+    (["trace", "--kernel", "k", "--append", "x"], "unknown flag --append"),
+    (["trace", "--out", "x.json"], "--kernel IMAGE is required"),
   ])
   func rejectsBadCommandLines(arguments: [String], message: String) {
     #expect(throws: UsageError(message: message)) { try Invocation.parse(arguments) }

@@ -82,9 +82,11 @@ public struct BenchPool: Sendable {
       guard summary.count > 0 else { return nil }
       let floor = BenchFloor.metric(for: key.metric)
       let ratio = floorRatio(of: key, to: floor, median: summary.median)
+      let unit = units[key] ?? ""
       return BenchFigure(
-        vcpus: key.vcpus, metric: key.metric, unit: units[key] ?? "", summary: summary,
-        floorRatio: ratio, floor: ratio == nil ? nil : floor)
+        vcpus: key.vcpus, metric: key.metric, unit: unit, summary: summary,
+        floorRatio: ratio, floor: ratio == nil ? nil : floor,
+        linuxTarget: LinuxTarget.nanoseconds(for: key.metric, vcpus: key.vcpus, unit: unit))
     }
   }
 
@@ -105,6 +107,8 @@ public struct BenchPool: Sendable {
 /// - IPI-based figures (names starting with one of `ipiBasedPrefixes` and ending in
 ///   `_busy` or `_idle`): the bare IPI round trip with the target in the same state,
 ///   `ipi_rtt_busy` or `ipi_rtt_idle`.
+/// - The stopper round trips `stop_one_remote` and `stop_two` printed without a state:
+///   `ipi_rtt_idle` (see `idleUnlessStated`).
 /// - `bringup_total`: `bringup_floor`.
 /// - Everything else, the IPI floors included: `cacheline_rtt`.
 public enum BenchFloor {
@@ -115,10 +119,28 @@ public enum BenchFloor {
   /// The IPI floors are this followed by the target's state (`busy`, `idle`).
   public static let ipiRoundTripPrefix = "ipi_rtt_"
   /// Metric name prefixes of IPI-based figures: the cross-calls (`call_single_busy`,
-  /// `call_others_idle`, ...). Stoppers and send-stop figures join by being named so
-  /// or by adding their prefix here. `async_latency_*` is one-way and stays on the
-  /// cache line.
-  public static let ipiBasedPrefixes = ["call_"]
+  /// `call_others_idle`, ...), and the stopper requests to one other CPU. A remote
+  /// `stop_one_cpu` wakes the target's stopper thread (an IPI there) and its completion
+  /// wakes the sleeping caller (an IPI back): the IPI round trip's shape, plus the
+  /// switches into and out of the stopper, which is what the ratio shows. `stop_two`
+  /// is the same with the two-CPU state machine in the middle. `async_latency_*` is
+  /// one-way and stays on the cache line.
+  ///
+  /// The rest of the stop figures stay on the cache line, for want of an honest
+  /// floor of their shape: `stop_one_self` sends no IPI (the caller's own stopper
+  /// preempts it); `stop_machine` wakes every other CPU and moves them all through four
+  /// states, each a counter every CPU acknowledges through one cache line, so a single
+  /// IPI round trip would understate it and nothing measured here is N of them;
+  /// `stop_machine_irqoff` (interrupts off, from DISABLE_IRQ to leaving) is nothing
+  /// but those acknowledgements; `cpu_down` and `cpu_up` bring one CPU down or up, and
+  /// `bringup_floor` is all of them at once. Their yardstick is the Linux target
+  /// (`LinuxTarget`).
+  public static let ipiBasedPrefixes = ["call_", "stop_one_remote", "stop_two"]
+  /// IPI-based figures the kernel may print without a target state; they are then
+  /// measured with the target idle in `hlt`, as a bench boot leaves every CPU but the
+  /// caller unless a figure says `_busy`, so their floor is `ipi_rtt_idle`. (A plain
+  /// `call_*` figure has no such promise and keeps the cache line.)
+  public static let idleUnlessStated = ["stop_one_remote", "stop_two"]
   /// The target states an IPI-based metric name ends with.
   public static let targetStates = ["busy", "idle"]
 
@@ -127,11 +149,18 @@ public enum BenchFloor {
   /// - Returns: The floor's metric name.
   public static func metric(for metric: String) -> String {
     if metric == "bringup_total" { return bringUp }
-    if ipiBasedPrefixes.contains(where: { metric.hasPrefix($0) }),
-      let state = targetStates.first(where: { metric.hasSuffix("_" + $0) })
-    {
+    guard ipiBasedPrefixes.contains(where: { metric.hasPrefix($0) }) else { return cacheLine }
+    if let state = targetStates.first(where: { metric.hasSuffix("_" + $0) }) {
       return ipiRoundTripPrefix + state
     }
-    return cacheLine
+    return idleUnlessStated.contains(metric) ? ipiRoundTripPrefix + "idle" : cacheLine
+  }
+
+  /// `metric` without a trailing target state: `stop_machine_busy` is `stop_machine`.
+  public static func baseMetric(_ metric: String) -> String {
+    for state in targetStates where metric.hasSuffix("_" + state) {
+      return String(metric.dropLast(state.count + 1))
+    }
+    return metric
   }
 }

@@ -25,16 +25,23 @@ public struct BenchFigure: Codable, Equatable, Sendable {
   public var floorRatio: Double?
   /// The floor metric `floorRatio` divides by (see `BenchFloor`); nil when there is no ratio.
   public var floor: String?
+  /// Linux 6.1's time for the same operation at the same vCPU count, in nanoseconds
+  /// (`LinuxTarget`); nil where there is none.
+  public var linuxTarget: UInt64?
+  /// The median over `linuxTarget`: below 1, faster than Linux; nil without a target.
+  public var linuxRatio: Double?
 
   private enum CodingKeys: String, CodingKey {
     case vcpus, metric, unit, n, median, p99, min, max, floor
     case floorRatio = "floor_ratio"
+    case linuxTarget = "linux_target_ns"
+    case linuxRatio = "linux_ratio"
   }
 
   /// Creates a figure from a summary.
   public init(
     vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?,
-    floor: String? = nil
+    floor: String? = nil, linuxTarget: UInt64? = nil
   ) {
     self.vcpus = vcpus
     self.metric = metric
@@ -46,6 +53,8 @@ public struct BenchFigure: Codable, Equatable, Sendable {
     max = summary.max
     self.floorRatio = floorRatio
     self.floor = floor
+    self.linuxTarget = linuxTarget
+    linuxRatio = linuxTarget.flatMap { $0 > 0 ? Double(summary.median) / Double($0) : nil }
   }
 }
 
@@ -76,7 +85,8 @@ public struct BenchReport: Codable, Equatable, Sendable {
 /// The table `bench` prints.
 public enum BenchTable {
   /// One block per vCPU count, one row per metric (unit, n, median, p99, ratio to its
-  /// floor, the floor's name), then the kernel's notes, each once.
+  /// floor, the floor's name), then the figures that have a Linux 6.1 target beside it
+  /// (`LinuxTarget`), then the kernel's notes, each once.
   /// - Parameters:
   ///   - figures: The figures, ordered by vCPU count.
   ///   - notes: Distinct `bench-note` texts.
@@ -100,9 +110,30 @@ public enum BenchTable {
         + right("\(figure.n)", 8) + right("\(figure.median)", 12) + right("\(figure.p99)", 12)
         + right(ratio, 9) + "  " + (figure.floor ?? "-") + "\n"
     }
+    text += linuxSection(figures)
     if !notes.isEmpty { text += "\n" }
     for note in notes {
       text += "note: \(note)\n"
+    }
+    return text
+  }
+
+  /// The figures that have a Linux 6.1 target, one line each: median, target, ratio.
+  /// - Returns: The block, or "" when no figure has a target.
+  static func linuxSection(_ figures: [BenchFigure]) -> String {
+    let targeted = figures.filter { $0.linuxTarget != nil }
+    guard !targeted.isEmpty else { return "" }
+    let metricWidth = Swift.max(6, targeted.map(\.metric.count).max() ?? 0)
+    var text =
+      "\nLinux 6.1 target (median / target; below 1 is faster)\n  " + right("vcpus", 5) + "  "
+      + left("metric", metricWidth) + "  " + left("unit", 4) + right("median", 12)
+      + right("target", 12) + right("/target", 9) + "\n"
+    for figure in targeted {
+      let ratio = figure.linuxRatio.map { String(format: "%.2f", $0) } ?? "-"
+      text +=
+        "  " + right("\(figure.vcpus)", 5) + "  " + left(figure.metric, metricWidth) + "  "
+        + left(figure.unit, 4) + right("\(figure.median)", 12)
+        + right("\(figure.linuxTarget ?? 0)", 12) + right(ratio, 9) + "\n"
     }
     return text
   }

@@ -9,9 +9,19 @@ public enum BenchRun {
   /// - Parameters:
   ///   - vcpus: The vCPU count.
   ///   - boot: The boot's number among those of its vCPU count, from 1.
-  /// - Returns: The configuration, named `bench-<vcpus>-<boot>`.
+  /// - Returns: The configuration, named `bench-<vcpus>-<boot>`, bounded by `timeout(vcpus:)`.
   public static func config(vcpus: Int, boot: Int) -> BootConfig {
-    BootConfig(name: "bench-\(vcpus)-\(boot)", smp: "\(vcpus)", append: "bench")
+    BootConfig(
+      name: "bench-\(vcpus)-\(boot)", smp: "\(vcpus)", append: "bench",
+      timeout: timeout(vcpus: vcpus))
+  }
+
+  /// The bound of one benchmark boot: 60 s plus 4 s a vCPU (316 s at 64). Beyond the
+  /// cross-calls' busy figures (seconds at 64 vCPUs), stop_machine and CPU hotplug take
+  /// every vCPU through several steps per sample, and a boot that runs out of time loses
+  /// every sample it took.
+  public static func timeout(vcpus: Int) -> Duration {
+    .seconds(60 + 4 * vcpus)
   }
 
   /// Boots every vCPU count `boots` times, reports each boot, and pools the samples of the

@@ -82,12 +82,15 @@ public struct Expectations: Equatable, Sendable {
   public var deadAP: DeadAPExpectation?
   /// Lines that must arrive whole (line atomicity of the console).
   public var wholeLines: WholeLines?
+  /// Whether the log must hold a `stoptrace` block that converts to a valid trace-event
+  /// file (`StopTraceValidator.failures(inLog:)`).
+  public var stopTrace: Bool
 
   /// Creates expectations; everything but the outcome is optional.
   public init(
     outcome: Outcome = .pass, onlineCPUs: [Int]? = nil, apicIDs: [UInt32]? = nil,
     mustContain: [String] = [], mustNotContain: [String] = [], ktapSuites: [String] = [],
-    deadAP: DeadAPExpectation? = nil, wholeLines: WholeLines? = nil
+    deadAP: DeadAPExpectation? = nil, wholeLines: WholeLines? = nil, stopTrace: Bool = false
   ) {
     self.outcome = outcome
     self.onlineCPUs = onlineCPUs
@@ -97,6 +100,7 @@ public struct Expectations: Equatable, Sendable {
     self.ktapSuites = ktapSuites
     self.deadAP = deadAP
     self.wholeLines = wholeLines
+    self.stopTrace = stopTrace
   }
 }
 

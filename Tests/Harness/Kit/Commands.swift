@@ -1,7 +1,7 @@
 import Foundation
 
-// The three harness commands, end to end. Exit statuses: 0 success, 1 failure, 2 usage or
-// setup error (no kernel image, empty selection).
+// The harness commands, end to end (`trace` in TraceCommand.swift). Exit statuses:
+// 0 success, 1 failure, 2 usage or setup error (no kernel image, empty selection).
 
 /// Runs a parsed command line.
 public enum Commands {
@@ -17,6 +17,9 @@ public enum Commands {
       return hasKernel(options.common) ? bench(options, sink: Console.standardOutput) : 2
     case .run(let options):
       return hasKernel(options.common) ? run(options) : 2
+    case .trace(let options):
+      guard options.log != nil || hasKernel(options.common) else { return 2 }
+      return trace(options, sink: Console.standardOutput)
     }
   }
 

@@ -39,6 +39,9 @@ public enum Judge {
       .map { "KTAP suite '\($0)' missing" }
     failures += deadAPFailures(log, expectations.deadAP)
     failures += wholeLineFailures(log, expectations.wholeLines)
+    if expectations.stopTrace {
+      failures += StopTraceValidator.failures(inLog: log).map { "stop trace: \($0)" }
+    }
     return Verdict(failures: failures)
   }
 

@@ -6,7 +6,8 @@ public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
     scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
-    + console + crossCalls + torture + sched + demo + stacks
+    + console + crossCalls + torture + sched + demo + stacks + stop + hotplug + stopTorture
+    + stopKVM + trace
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in

@@ -1,4 +1,4 @@
-// The harness's command line: `check`, `bench` and `run`, each with `--flag value` options.
+// The harness's command line: `check`, `bench`, `run` and `trace`, each with `--flag value` options.
 
 /// Options every command takes.
 public struct CommonOptions: Equatable, Sendable {
@@ -51,6 +51,29 @@ public struct RunOptions: Equatable, Sendable {
   public var config: BootConfig
 }
 
+/// `trace`: boot `ktest=stop_trace` once and write its stop trace as a trace-event file.
+public struct TraceOptions: Equatable, Sendable {
+  /// Shared options.
+  public var common: CommonOptions
+  /// The vCPU count (`Matrix.traceConfig(vcpus:)`).
+  public var vcpus: Int
+  /// Where to write the trace-event JSON.
+  public var out: String
+  /// A serial log to convert instead of booting (`--log`, e.g. from `make run`).
+  public var log: String?
+
+  /// Creates `trace` options.
+  public init(
+    common: CommonOptions, vcpus: Int = 8, out: String = "build/stop-trace.json",
+    log: String? = nil
+  ) {
+    self.common = common
+    self.vcpus = vcpus
+    self.out = out
+    self.log = log
+  }
+}
+
 /// A parsed harness command line.
 public enum Invocation: Equatable, Sendable {
   /// `check`.
@@ -59,6 +82,8 @@ public enum Invocation: Equatable, Sendable {
   case bench(BenchOptions)
   /// `run`.
   case run(RunOptions)
+  /// `trace`.
+  case trace(TraceOptions)
   /// `help`, `-h` or `--help`.
   case help
 }
@@ -85,6 +110,9 @@ extension Invocation {
            lockstep-harness run   --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm] [--smp 1]
                                   [--machine pc|q35] [--memory 128M] [--append "..."]
                                   [--timeout SECONDS] [--logs build/logs]
+           lockstep-harness trace --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm] [--smp 8]
+                                  [--out build/stop-trace.json] [--logs build/logs]
+           lockstep-harness trace --log SERIAL-LOG [--out build/stop-trace.json]
     """
 
   private static let commonFlags = ["kernel", "qemu", "accel", "logs"]
@@ -104,6 +132,8 @@ extension Invocation {
       return .bench(try benchOptions(rest))
     case "run":
       return .run(try runOptions(rest))
+    case "trace":
+      return .trace(try traceOptions(rest))
     case "help", "-h", "--help":
       return .help
     default:
@@ -139,8 +169,20 @@ extension Invocation {
     return RunOptions(common: try common(flags), config: config)
   }
 
-  private static func common(_ flags: FlagValues) throws(UsageError) -> CommonOptions {
-    guard let kernel = flags.values["kernel"] else {
+  private static func traceOptions(_ arguments: [String]) throws(UsageError) -> TraceOptions {
+    let flags = try FlagValues(arguments, allowed: commonFlags + ["smp", "out", "log"])
+    let log = flags.values["log"]
+    // Converting a log boots nothing, so it needs no kernel image.
+    return TraceOptions(
+      common: try common(flags, kernelRequired: log == nil),
+      vcpus: try flags.integer("smp", minimum: 1) ?? 8,
+      out: flags.values["out"] ?? "build/stop-trace.json", log: log)
+  }
+
+  private static func common(
+    _ flags: FlagValues, kernelRequired: Bool = true
+  ) throws(UsageError) -> CommonOptions {
+    guard let kernel = flags.values["kernel"] ?? (kernelRequired ? nil : "") else {
       throw UsageError(message: "--kernel IMAGE is required")
     }
     let accelName = flags.values["accel"] ?? "tcg"
