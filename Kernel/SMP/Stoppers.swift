@@ -245,6 +245,8 @@ public final class Stoppers<Platform: StopPlatform> {
       if bothEnabled {
         if let thread = first.pointee.thread { scheduler.wake(thread) }
         if let thread = second.pointee.thread { scheduler.wake(thread) }
+      } else {
+        statistics.refusedWorks.wrappingAdd(2, ordering: .relaxed)
       }
       Platform.preemptEnable()
       return bothEnabled
@@ -275,7 +277,7 @@ public final class Stoppers<Platform: StopPlatform> {
 
   /// Disables `cpu`'s stopper and asks its thread to park once its queue is empty:
   /// works queued before this still run, works offered after it are answered as not
-  /// run. From the CPU going down, inside the stop that takes it down.
+  /// run. From the CPU going down, inside the stop that takes it down, or any CPU.
   /// Linux: stop_machine_park().
   public func park(_ cpu: CPUIndex) {
     let target = stopper(cpu)
@@ -283,6 +285,9 @@ public final class Stoppers<Platform: StopPlatform> {
     target.pointee.enabled = false
     target.pointee.parkRequested = true
     target.pointee.lock.unlock(state)
+    // An idle stopper must look again to park (from another CPU); a running one (the
+    // usual case: this is its own work) parks when its queue is empty.
+    if let thread = target.pointee.thread { scheduler.wake(thread) }
   }
 
   /// Whether `cpu`'s stopper thread has drained its queue and parked.

@@ -28,6 +28,7 @@ enum KernelTests {
       BootParameterKey("bench_boots", .integer),  // boots a benchmark run spans (harness)
       BootParameterKey("torture_ops", .integer),  // calls `torture` makes in all
       BootParameterKey("torture_seed", .integer),  // its random seed (default: the TSC)
+      BootParameterKey("stop_runs", .integer, allowed: 1...1_000_000),  // stop_machine_lockstep's runs
     ]
   }
 
@@ -36,6 +37,7 @@ enum KernelTests {
   static func run(_ parameters: BootParameters, bringUp: APStartup.Outcome) -> DebugExit.Status {
     let context = TestContext(bringUp: bringUp)
     TortureSuite.parameters = parameters
+    StopSuite.lockstepRuns = parameters.integer("stop_runs") ?? StopSuite.defaultLockstepRuns
     if parameters.has("bench") { BootBenchmark.run(context) }
     let names = parameters.list("ktest")
     guard !names.isEmpty else { return .passed }

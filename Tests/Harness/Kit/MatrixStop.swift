@@ -31,7 +31,7 @@ extension Matrix {
   /// thousand times dearer than under TCG, hence the long bound.
   public static let stopKVM: [BootConfig] = [
     BootConfig(
-      name: "stop-4-x2apic-kvm", smp: "4", append: "ktest=stop,hotplug", timeout: .seconds(300),
+      name: "stop-4-x2apic-kvm", smp: "4", append: "ktest=stop,hotplug stop_runs=500", timeout: .seconds(300),
       expectations: Expectations(
         onlineCPUs: [0, 1, 2, 3], mustContain: ["APIC mode x2APIC"],
         ktapSuites: ["stop", "hotplug"]),
