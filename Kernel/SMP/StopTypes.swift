@@ -16,8 +16,9 @@ public enum StopError: Error, Equatable, Sendable {
   case notFound
   /// Someone else is stopping CPUs (`tryStopCPUs`). Linux: -EAGAIN.
   case again
-  /// The CPU cannot go offline now (the last online CPU, or it still has threads of
-  /// its own), or a hotplug operation would undo nothing. Linux: -EBUSY.
+  /// Linux: -EBUSY. The stop API itself never returns it (neither does Linux's
+  /// stop_machine.c); CPU hotplug's refusals stand for it (`HotplugError.lastOnlineCPU`,
+  /// `.hasThreads`, in Kernel/Arch/x86_64/Hotplug.swift, with their reasons).
   case busy
   /// Two stoppers would have been queued in opposite orders; `stopTwoCPUs` retries on
   /// it and never returns it, but a statistic counts it. Linux: -EDEADLK.
