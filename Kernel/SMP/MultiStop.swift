@@ -196,10 +196,20 @@ extension Stoppers {
     line.append(decimal: Int(stop.pointee.generation))
     line.append(" for CPUs ")
     var first = true
-    let wanted = stop.pointee.generation << 8 | UInt64(state.rawValue)
-    for cpu in stop.pointee.participants where stopper(cpu).pointee.lastAck.load(ordering: .relaxed) < wanted {
+    for cpu in stop.pointee.participants {
+      // A CPU has acknowledged `state` once its last acknowledgement is of this stop
+      // and of `state` or later. One whose last is of another stop is stuck in it
+      // (two stops queued in opposite orders): say which.
+      let ack = stopper(cpu).pointee.lastAck.load(ordering: .relaxed)
+      let inThisStop = ack >> 8 == stop.pointee.generation
+      guard !inThisStop || ack & 0xFF < UInt64(state.rawValue) else { continue }
       if !first { line.append(",") }
       line.append(decimal: cpu.rawValue)
+      if !inThisStop {
+        line.append(" (last seen in stop #")
+        line.append(decimal: Int(ack >> 8))
+        line.append(")")
+      }
       first = false
     }
     line.append(" (")
