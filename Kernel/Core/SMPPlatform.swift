@@ -48,6 +48,14 @@ public protocol SMPPlatform {
   static func sendCallIPI(to cpu: CPUIndex)
   /// Interrupts every CPU in `cpus` likewise. Linux: arch_send_call_function_ipi_mask().
   static func sendCallIPI(toAll cpus: CPUSet)
+  /// Makes `cpu` say where it is, for a report of a CPU that does not answer (Linux:
+  /// trigger_single_cpu_backtrace()). Has a default: nothing.
+  static func showWhereStuck(_ cpu: CPUIndex)
+}
+
+extension SMPPlatform {
+  /// Nothing to show on a platform that cannot interrupt a stuck CPU.
+  public static func showWhereStuck(_ cpu: CPUIndex) {}
 }
 
 /// Saved interrupt-enable state, opaque to portable code.

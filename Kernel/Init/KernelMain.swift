@@ -39,6 +39,7 @@ enum KernelStart {
     LocalAPIC.selectMode()
     LocalAPIC.enable()
     LocalAPIC.calibrateTimer()
+    NMIWatchdog.setUp()
     let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
     StopperThreads.setUp(
       timeoutMilliseconds: parameters.integer("stop_timeout_ms") ?? StopperThreads.defaultTimeoutMilliseconds)

@@ -25,19 +25,29 @@ extension CrossCalls {
       runLocally(function, info)
       return
     }
-    try checkTarget(cpu)
+    // From the online check to the queueing this CPU is kept (Linux: get_cpu() ...
+    // put_cpu()): a stop_machine taking `cpu` down, which flushes its queue, cannot
+    // run here in between, so a call is never queued for a CPU already gone.
+    Platform.preemptDisable()
+    do throws(CrossCallError) { try checkTarget(cpu) } catch {
+      Platform.preemptEnable()
+      throw error
+    }
     if wait {
       // The record lives on the caller's stack: we do not return before it is unlocked.
       withUnsafeTemporaryAllocation(of: CallRecord.self, capacity: 1) { buffer in
         let record = buffer.baseAddress!
         record.initialize(to: CallRecord(function: function, info: info))
-        send(record, to: cpu, wait: true)
+        CallFlags.lock(record, waiting: true)
+        enqueue(record, on: cpu)
+        // Queued: if `cpu` goes down now, it runs the call first. The wait may sleep.
+        Platform.preemptEnable()
+        waitForRecord(record)
         record.deinitialize(count: 1)
       }
     } else {
       // From the wait for the record to its queueing, no other thread of this CPU may
-      // claim the same record (Linux: get_cpu() ... put_cpu()).
-      Platform.preemptDisable()
+      // claim the same record either.
       defer { Platform.preemptEnable() }
       let record = asyncRecords + me.rawValue
       waitForRecord(record)  // Linux: csd_lock(): the previous use must end
@@ -63,6 +73,8 @@ extension CrossCalls {
       _ = CallFlags.unlock(record)  // nobody naps on an async record
       return
     }
+    Platform.preemptDisable()  // as in callSingle: the check and the queueing together
+    defer { Platform.preemptEnable() }
     try checkTarget(cpu)
     send(record, to: cpu, wait: false)
   }
@@ -75,6 +87,8 @@ extension CrossCalls {
   public func callAny(
     of cpus: CPUSet, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
   ) throws(CrossCallError) {
+    Platform.preemptDisable()  // Linux: get_cpu(): the choice stays online until queued
+    defer { Platform.preemptEnable() }
     let me = Platform.currentCPU
     let target = cpus.contains(me) ? me : cpus.intersection(Platform.onlineCPUs).first
     guard let target else { throw .noOnlineCPU }
@@ -90,20 +104,21 @@ extension CrossCalls {
     _ cpus: CPUSet, _ function: CallFunction, _ info: UnsafeMutableRawPointer? = nil, wait: Bool
   ) {
     warnIfInterruptsOff()
+    // Keep this CPU from reading the online set until the calls are queued and, when
+    // waiting, done (Linux: preemption off throughout): no CPU can go down in between
+    // (its stop_machine needs this CPU too), and this CPU's records for many targets,
+    // shared by its threads, stay ours.
+    Platform.preemptDisable()
+    defer { Platform.preemptEnable() }
     let me = Platform.currentCPU
     var targets = cpus.intersection(Platform.onlineCPUs)
     targets.remove(me)
     guard let first = targets.first else { return }
     if targets.count == 1 {
-      // Fast path: one target is a single call (it cannot fail: the CPU is online,
-      // or went offline since, which Linux ignores here too).
+      // Fast path: one target is a single call (it cannot fail: the CPU is online).
       try? callSingle(on: first, function, info, wait: wait)
       return
     }
-    // This CPU's records for many targets are shared by its threads: keep the CPU until
-    // they are queued and, when waiting, done (Linux: preemption off throughout).
-    Platform.preemptDisable()
-    defer { Platform.preemptEnable() }
     var interrupt = CPUSet()
     for cpu in targets {
       let record = manyRecord(from: me, to: cpu)

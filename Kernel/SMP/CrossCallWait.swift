@@ -91,6 +91,7 @@ extension CrossCalls {
       Platform.log(
         "csd: CPU \(me) waiting \(milliseconds) ms for CPU \(target.rawValue) to run \(hex: function); re-sending the IPI"
       )
+      Platform.showWhereStuck(target)
     } else {
       Platform.log(
         "csd: CPU \(me) still waiting for CPU \(target.rawValue) to run \(hex: function), \(milliseconds) ms")

@@ -20,6 +20,10 @@ public protocol StopPlatform: SchedPlatform {
   static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer)
   /// Ends `cpu`'s `waitWithInterruptsOff`, whose flag the caller has just cleared.
   static func endWaitWithInterruptsOff(on cpu: CPUIndex)
+  /// Whether `waitWithInterruptsOff` returns within a bound even if nobody ends it (a
+  /// periodic NMI on x86-64). If not, one CPU of every waiting stop spins instead, to
+  /// keep watching the clock.
+  static var quietWaitsAreBounded: Bool { get }
 }
 
 extension StopPlatform {
@@ -27,6 +31,8 @@ extension StopPlatform {
   public static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) { relax() }
   /// Nothing to end: the waiter spins.
   public static func endWaitWithInterruptsOff(on cpu: CPUIndex) {}
+  /// Spinning is bounded.
+  public static var quietWaitsAreBounded: Bool { true }
 }
 
 /// A done record: how many works of one request are still to finish, the first

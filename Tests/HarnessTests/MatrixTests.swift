@@ -25,7 +25,7 @@ struct MatrixTests {
         "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
         "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8",
         "sched-4-x2apic-kvm", "demo-4",
-        "fault-stack-overflow", "fault-thread-overflow",
+        "fault-stack-overflow", "fault-thread-overflow", "fault-stop-stall",
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
         "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8",
       ])
@@ -51,7 +51,7 @@ struct MatrixTests {
     #expect(stop.requiresKVM && stop.smp == sched.smp && stop.machine == sched.machine)
     #expect(stop.qemuArguments == sched.qemuArguments)
     #expect(stop.expectations.mustContain == sched.expectations.mustContain)
-    #expect(stop.append == "ktest=stop,hotplug")
+    #expect(stop.append == "ktest=stop,hotplug stop_runs=500")
     #expect(stop.expectations.ktapSuites == ["stop", "hotplug"])
   }
 
@@ -137,7 +137,7 @@ struct MatrixTests {
     #expect(
       CheckRun.configurations(matching: "fault").map(\.name) == [
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "fault-stack-overflow",
-        "fault-thread-overflow",
+        "fault-thread-overflow", "fault-stop-stall",
       ])
     #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
     #expect(CheckRun.configurations(matching: "zzz").isEmpty)

@@ -28,6 +28,28 @@ enum FaultSuites {
       }
     ])
 
+  /// A stop_machine whose function holds CPU 0 in RUN for 5 s while every other CPU
+  /// waits there with interrupts off: with `stop_timeout_ms=500` a waiting CPU reports
+  /// the stall at 50 ms naming CPU 0, then panics at 500 ms. Every wait is bounded.
+  static let stopStall = KernelTestSuite(
+    name: "fault_stop_stall",
+    cases: [
+      KernelTestCase(name: "stop_stall_panics") {
+        do throws(StopError) {
+          try StopperThreads.stoppers.stopMachine(holdFiveSeconds, cpus: CPUSet([.boot]))
+        } catch {
+          return .fail("stop_machine failed")
+        }
+        return .fail("the stalled stop_machine returned instead of panicking")
+      }
+    ])
+
+  private static let holdFiveSeconds: StopFunction = { _ in
+    let start = Clock.nanoseconds()
+    while Clock.nanoseconds() - start < 5_000_000_000 { CPUInstructions.pause() }
+    return 0
+  }
+
   static let tripleFault = KernelTestSuite(
     name: "fault_triple",
     cases: [

@@ -49,6 +49,7 @@ enum HotplugRaceCase {
           while withUnsafeMutablePointer(to: &work, { $0.pointee.isBusy }) {
             if Clock.nanoseconds() - queuedAt > 10_000_000_000 {
               log("hotplug race: CPU \(me): a stopOneCPUNoWait work queued on CPU \(race.target) has not run in 10 s")
+              StopRaceCase.describeStoppers()
               race.errors.wrappingAdd(1, ordering: .relaxed)
               return
             }

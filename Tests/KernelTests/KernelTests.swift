@@ -17,6 +17,7 @@ enum KernelTests {
       FaultSuites.pageFault,
       FaultSuites.tripleFault,
       FaultSuites.stackOverflow,
+      FaultSuites.stopStall,
     ]
   }
 

@@ -62,12 +62,13 @@ enum StopRaceCase {
   static func describeStoppers() {
     let stoppers = StopperThreads.stoppers
     KTAP.diagnostic("stop queueing in progress: \(stoppers.queueingInProgress.load(ordering: .relaxed))")
-    for cpu in CPUs.online {
+    for cpu in CPUs.possible {
       let stopper = stoppers.stopper(cpu)
       let thread = stopper.pointee.thread!
       KTAP.diagnostic(
-        "CPU \(cpu): running \(Threads.scheduler.run(cpu).pointee.current!.pointee.name); stopper state \(Int(thread.pointee.state.rawValue)), \(stoppers.queuedWorks(on: cpu)) queued, last ack \(hex: stopper.pointee.lastAck.load(ordering: .relaxed)), napping \(stopper.pointee.napping.load(ordering: .relaxed)), stop #\(stoppers.lastStopGeneration)"
+        "CPU \(cpu) (state \(Int(CPUs.state(of: cpu).rawValue))): running \(Threads.scheduler.run(cpu).pointee.current!.pointee.name); stopper state \(Int(thread.pointee.state.rawValue)) queued \(thread.pointee.isQueued) enabled \(stoppers.isEnabled(cpu)) parked \(stoppers.isParked(cpu)), \(stoppers.queuedWorks(on: cpu)) works, run queue \(Threads.scheduler.run(cpu).pointee.queue.count), last ack \(hex: stopper.pointee.lastAck.load(ordering: .relaxed)), napping \(stopper.pointee.napping.load(ordering: .relaxed)) quiet \(Int(stoppers.quietWaiters[cpu.rawValue].load(ordering: .relaxed))), stop #\(stoppers.lastStopGeneration), resched \(Threads.scheduler.run(cpu).pointee.needsReschedule.load(ordering: .relaxed)) preempt \(Threads.scheduler.run(cpu).pointee.preemptCount.load(ordering: .relaxed)) irqs \(PerCPU.block(cpu).pointee.interruptsTaken.load(ordering: .relaxed)) resched-irqs \(PerCPU.block(cpu).pointee.reschedules.load(ordering: .relaxed))"
       )
+      if CPUs.state(of: cpu) == .online && cpu != X86_64Platform.currentCPU { X86_64Platform.showWhereStuck(cpu) }
     }
   }
 

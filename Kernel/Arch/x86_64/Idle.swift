@@ -12,9 +12,12 @@ enum Idle {
     while true {
       CPUInstructions.disableInterrupts()
       if Hotplug.isReadyToDie(block) { Hotplug.dieHere(block) }
+      // Every round, not only after the loop's own schedule(): a thread woken here
+      // while this CPU halted gets it at the interrupt's exit, and when it ends, the
+      // idle thread resumes inside that interrupt's return.
+      Threads.reapDeadThreads()
       if Threads.scheduler.needsReschedule {
         Threads.scheduler.schedule()
-        Threads.reapDeadThreads()
         continue
       }
       if pollForWork(block) { continue }

@@ -78,8 +78,9 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
 }
 
 /// Non-maskable interrupts: the wake-up of a CPU waiting with interrupts off in a
-/// multi-CPU stop (`X86_64Platform.endWaitWithInterruptsOff`); the `ipi` suite sends
-/// one to itself to split an xAPIC ICR write pair. Any other is reported.
+/// multi-CPU stop (`X86_64Platform.endWaitWithInterruptsOff`), the NMI watchdog's tick
+/// during such a wait (NMIWatchdog.swift); the `ipi` suite sends one to itself to split
+/// an xAPIC ICR write pair. Any other is reported.
 enum NMI {
   /// Test-only: when set, an NMI runs this instead of logging. Set and cleared by the
   /// `ipi` suite's NMI case with nothing else sending NMIs; must not allocate.
@@ -98,9 +99,30 @@ enum NMI {
     }
     if PerCPU.currentCPU.isKnown {
       let block = PerCPU.current
+      // Acquire pairs with the release in `showWhereStuck`.
+      if block.pointee.whereaboutsAsked.exchange(false, ordering: .acquiring) {
+        let thread = Threads.isSetUp ? Threads.scheduler.run(block.pointee.cpu).pointee.current : nil
+        log(
+          "nmi: CPU \(block.pointee.cpu) was asked where it is: RIP \(hex: frame.pointee.rip), interrupts \(frame.pointee.rflags & CPUInstructions.interruptFlag != 0 ? "on" : "off"), state \(Int(block.pointee.lifecycle.state.rawValue)), thread \(thread.map { $0.pointee.name } ?? ThreadName("none"))"
+        )
+        log(
+          "nmi: CPU \(block.pointee.cpu) APIC: PPR \(hex: UInt64(LocalAPIC.read(.processorPriority))), ISR 0xE0-0xFF \(hex: UInt64(LocalAPIC.read(.inService7))), IRR 0xE0-0xFF \(hex: UInt64(LocalAPIC.read(.interruptRequest7)))"
+        )
+      }
       // Acquire pairs with the sender's release: a stop wake-up, expected.
       if block.pointee.stopWakeNMIs.load(ordering: .acquiring) > 0 {
         block.pointee.stopWakeNMIs.wrappingAdd(-1, ordering: .relaxed)
+        if NMIWatchdog.isAvailable { NMIWatchdog.acknowledge() }  // a tick may have merged with it
+        return
+      }
+      // The watchdog's tick, while this CPU takes it or soon after (1 s: a vCPU may be
+      // descheduled between taking the NMI into its pending latch and handling it).
+      if NMIWatchdog.isAvailable
+        && (block.pointee.watchdogWatching.load(ordering: .relaxed)
+          || Clock.ticksToNanoseconds(
+            CPUInstructions.readTSC() &- block.pointee.watchdogEnded.load(ordering: .relaxed)) < 1_000_000_000)
+      {
+        NMIWatchdog.acknowledge()
         return
       }
     }

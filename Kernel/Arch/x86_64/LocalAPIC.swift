@@ -12,7 +12,11 @@ enum LocalAPIC {
     case id = 0x20
     case version = 0x30
     case taskPriority = 0x80
+    case processorPriority = 0xA0
     case endOfInterrupt = 0xB0
+    /// In-service and request bits of vectors 0xE0-0xFF (the eighth of eight words).
+    case inService7 = 0x170
+    case interruptRequest7 = 0x270
     case spuriousInterruptVector = 0xF0
     case errorStatus = 0x280
     case interruptCommandLow = 0x300
@@ -35,6 +39,10 @@ enum LocalAPIC {
   /// SVR bit 8: APIC software enable.
   private static let softwareEnable: UInt32 = 1 << 8
   private static let lvtMasked: UInt32 = 1 << 16
+  /// A local vector table entry's value: masked.
+  static var lvtMaskedValue: UInt32 { lvtMasked }
+  /// A LINT entry delivering an NMI, edge-triggered, unmasked (SDM Vol. 3A §11.5.1).
+  static let deliveryNMI: UInt32 = 0b100 << 8
   /// How long an xAPIC ICR write may stay "send pending".
   private static let deliveryTimeoutNanoseconds: UInt64 = 10_000_000
 

@@ -21,6 +21,12 @@ struct PerCPU: ~Copyable {
   /// NMIs sent to end this CPU's quiet wait in a multi-CPU stop, not yet taken: its
   /// NMI handler takes one for each and stays silent.
   let stopWakeNMIs = Atomic<Int>(0)
+  /// Whether this CPU takes the NMI watchdog's tick now, and the TSC when it last
+  /// stopped: a tick NMI may still arrive just after (relaxed: this CPU's own).
+  let watchdogWatching = Atomic<Bool>(false)
+  /// Set by another CPU that wants this one to say where it is (`showWhereStuck`).
+  let whereaboutsAsked = Atomic<Bool>(false)
+  let watchdogEnded = Atomic<UInt64>(0)
   /// Reschedule interrupts taken (relaxed: a statistic).
   let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).

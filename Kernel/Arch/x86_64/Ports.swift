@@ -4,12 +4,15 @@ enum Port {
   static let com1: UInt16 = 0x3F8
   /// QEMU's isa-debug-exit device, as configured by the harness and scripts/qemu.sh.
   static let debugExit: UInt16 = 0xF4
-  /// 8254 PIT channel 2 data and the mode/command register (Intel 8254 datasheet).
+  /// 8254 PIT channel 0 and 2 data and the mode/command register (Intel 8254 datasheet).
+  static let pitChannel0: UInt16 = 0x40
   static let pitChannel2: UInt16 = 0x42
   static let pitCommand: UInt16 = 0x43
   /// PC speaker / PIT channel 2 gate control ("port B"): bit 0 gate, bit 5 OUT2.
   static let systemControlB: UInt16 = 0x61
-  /// 8259A PIC data ports, masked at boot: Lockstep takes interrupts through the APIC.
+  /// 8259A PIC ports, masked at boot but for the NMI watchdog's line 0: Lockstep takes
+  /// interrupts through the APIC.
+  static let picMasterCommand: UInt16 = 0x20
   static let picMasterData: UInt16 = 0x21
   static let picSlaveData: UInt16 = 0xA1
 }

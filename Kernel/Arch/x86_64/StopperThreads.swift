@@ -19,8 +19,30 @@ extension X86_64Platform: StopPlatform {
   /// Boot/stopwait.asm: halts with interrupts off until the flag is 0; an NMI ends
   /// each halt (`NMI.handle` closes the race between the check and the HLT).
   static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) {
+    guard NMIWatchdog.isAvailable else {
+      relax()  // unbounded otherwise: `quietWaitsAreBounded` makes one CPU watch instead
+      return
+    }
+    let block = PerCPU.current
+    block.pointee.watchdogWatching.store(true, ordering: .relaxed)
+    NMIWatchdog.beginWatching()
     stop_wait_nmi(flag)
+    NMIWatchdog.endWatching()
+    block.pointee.watchdogEnded.store(CPUInstructions.readTSC(), ordering: .relaxed)
+    block.pointee.watchdogWatching.store(false, ordering: .relaxed)
   }
+
+  /// An NMI that makes `cpu` log where it was interrupted and what it is
+  /// (`NMI.handle`), even with interrupts off.
+  static func showWhereStuck(_ cpu: CPUIndex) {
+    guard cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount else { return }
+    // Release pairs with the acquire in `NMI.handle`.
+    PerCPU.block(cpu).pointee.whereaboutsAsked.store(true, ordering: .releasing)
+    LocalAPIC.send(.nmi(to: CPUs.apicID(of: cpu)))
+  }
+
+  /// Whether `waitWithInterruptsOff` ends by itself: with the NMI watchdog's tick.
+  static var quietWaitsAreBounded: Bool { NMIWatchdog.isAvailable }
 
   /// An NMI: the only interrupt that resumes a HLT with interrupts off. Counted first,
   /// so the target's NMI handler knows it for a wake-up and says nothing.

@@ -16,5 +16,11 @@ extension Matrix {
       name: "fault-thread-overflow", smp: "2", append: "ktest=fault_thread_overflow",
       expectations: Expectations(
         outcome: .panic, mustContain: ["stack overflow of overflow-thread/1", "exception 14"])),
+    // A stop_machine held in RUN by CPU 0: another CPU reports the CPU it waits for at a
+    // tenth of stop_timeout_ms, then panics with the same words at the bound.
+    BootConfig(
+      name: "fault-stop-stall", smp: "4", append: "ktest=fault_stop_stall stop_timeout_ms=500",
+      expectations: Expectations(
+        outcome: .panic, mustContain: ["ms in RUN of stop #", "for CPUs 0 (1 of 4 not acknowledged)", "PANIC"])),
   ]
 }

@@ -54,7 +54,7 @@ extension SMPTests {
           steps.log.all == [
             "queued before park: 4", "after park: parked false, enabled false, queued 4",
             "late noWait: refused, free", "late stopOneCPU: notFound", "late stopTwoCPUs: notFound",
-            "late stopCPUs: ok", "refused 3", "parked: true", "at park: ran 4, queued 0, buffers free",
+            "late stopCPUs: ok", "refused 5", "parked: true", "at park: ran 4, queued 0, buffers free",
             "after unpark: ok",
           ])
         #expect(steps.waiter.all == ["waiter: ok"])
