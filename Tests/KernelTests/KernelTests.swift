@@ -11,7 +11,7 @@ enum KernelTests {
       StopSuite.suite,
       HotplugSuite.suite,
       StopTortureSuite.suite,
-      StopTortureWakeRace.suite,
+      StopTortureRegressions.suite,
       StopTraceSuite.suite,
       FaultSuites.threadStackOverflow,
       FaultSuites.invalidOpcode,

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// `ktest=stop_wake_race`: the race the stop torture found, made deterministic. A
+/// The race the stop torture found, made deterministic. A
 /// thread marked sleeping (`prepareToSleep`) is preempted by its CPU's stopper before
 /// it reaches `schedule()`, and the stopper's function wakes it.
 ///
@@ -18,10 +18,6 @@ import Synchronization
 /// Passes once `wake` leaves a queued thread where it is: `if !thread.pointee.isQueued
 /// { enqueue(thread, on: target) }`.
 enum StopTortureWakeRace {
-  static let suite = KernelTestSuite(
-    name: "stop_wake_race",
-    cases: [KernelTestCase(name: "preempted_sleeper_woken_by_stopper", run: run)])
-
   /// The stopper's function: wakes the thread it is given.
   private static let wakeThread: StopFunction = { info in
     Threads.scheduler.wake(info!.assumingMemoryBound(to: KernelThread.self))
