@@ -42,27 +42,12 @@ final class StopTortureOperation {
     let kind = StopTortureKind(rawValue: random.below(StopTortureKind.allCases.count))!
     self.kind = kind
     let possible = CPUs.possibleCount
-    // A target: own CPU a quarter of the time, now and then a number out of range.
-    func target() -> CPUIndex {
-      if random.below(4) == 0 { return cpu }
-      if random.below(64) == 0 { return CPUIndex(possible) }
-      return CPUIndex(random.below(possible))
-    }
-    switch kind {
-    case .cpuDown:
-      first = CPUIndex(1 + random.below(possible - 1))
-    case .cpuUp:
-      let offline = (1..<possible).map { CPUIndex($0) }.filter { !online.contains($0) }
-      first =
-        offline.isEmpty ? CPUIndex(1 + random.below(possible - 1)) : offline[random.below(offline.count)]
-    default:
-      first = target()
-    }
+    first = Self.firstTarget(kind, from: cpu, online: online, &random)
     // The pair: the same CPU twice an eighth of the time (`.invalidCPU`), else two.
     if kind != .stopTwo || random.below(8) == 0 || !(0..<possible).contains(first.rawValue) {
       second = first
     } else {
-      let other = target()
+      let other = Self.target(from: cpu, &random)
       second = other != first ? other : CPUIndex((first.rawValue + 1 + random.below(possible - 1)) % possible)
     }
     switch kind {
@@ -74,6 +59,31 @@ final class StopTortureOperation {
     // An eighth of the waiting stops have their function fail, to see the code come back.
     let waits = kind != .stopOneNoWait && kind != .crossCall && kind != .cpuDown && kind != .cpuUp
     code = waits && random.below(8) == 0 ? Int32(100 + kind.rawValue) : 0
+  }
+
+  /// The target of `kind` from a thread on `cpu`: any CPU but 0 to take down, an
+  /// offline CPU to bring up (any but 0 when none is), else `target(from:)`.
+  private static func firstTarget(
+    _ kind: StopTortureKind, from cpu: CPUIndex, online: CPUSet, _ random: inout TestRandom
+  ) -> CPUIndex {
+    let possible = CPUs.possibleCount
+    switch kind {
+    case .cpuDown:
+      return CPUIndex(1 + random.below(possible - 1))
+    case .cpuUp:
+      let offline = (1..<possible).map { CPUIndex($0) }.filter { !online.contains($0) }
+      return offline.isEmpty ? CPUIndex(1 + random.below(possible - 1)) : offline[random.below(offline.count)]
+    default:
+      return target(from: cpu, &random)
+    }
+  }
+
+  /// A target CPU: the caller's own a quarter of the time, now and then a number out
+  /// of range, else any possible CPU (online or not).
+  private static func target(from cpu: CPUIndex, _ random: inout TestRandom) -> CPUIndex {
+    if random.below(4) == 0 { return cpu }
+    if random.below(64) == 0 { return CPUIndex(CPUs.possibleCount) }
+    return CPUIndex(random.below(CPUs.possibleCount))
   }
 
   /// Empty an eighth of the time, every CPU an eighth, else each CPU with even odds.
