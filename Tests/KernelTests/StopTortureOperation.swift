@@ -25,6 +25,9 @@ final class StopTortureOperation {
   unowned(unsafe) let tally: StopTortureTally
   /// Completed once at the end, for the driver.
   let endSignal: Completion<X86_64Platform>
+  /// Its thread, set by the driver before it starts it and read by the driver only,
+  /// while the operation has not ended (so the thread has not ended either).
+  var thread: UnsafeMutablePointer<KernelThread>? = nil
 
   static var stoppers: Stoppers<X86_64Platform> { StopperThreads.stoppers }
 

@@ -18,9 +18,10 @@ import Synchronization
 ///
 /// Two kernel bugs this torture ran into have cases of their own
 /// (`ktest=stop_torture_regressions`): a sleeper preempted by its stopper and then
-/// woken is queued twice (a panic here, "sched: a dead thread ran again", in about
-/// half the runs, for which no test-side workaround exists), and ended threads are
-/// not reclaimed on idle APs (worked around: each operation reclaims its CPU's).
+/// woken is queued twice (here a panic, "sched: a dead thread ran again", or an
+/// operation stuck, in about 4 runs of 10; no test-side workaround exists), and ended
+/// threads are not reclaimed on idle APs (worked around: each operation reclaims its
+/// CPU's).
 enum StopTortureSuite {
   static let suite = KernelTestSuite(
     name: "stop_torture", cases: [KernelTestCase(name: "random_stops_and_hotplug", run: run)])
@@ -120,18 +121,22 @@ enum StopTortureSuite {
     let thread = Threads.create(
       ThreadName("stop-torture", number), on: cpu, function: StopTortureOperation.entry,
       argument: Unmanaged.passRetained(operation).toOpaque())
+    operation.thread = thread
     Threads.start(thread)
     return operation
   }
 
   /// What no operation ending for `stuckMilliseconds` left in flight: the first four,
-  /// how long each has run, and the works queued on every stopper.
+  /// how long each has run and its thread's state (a thread runnable but in no run
+  /// queue is lost), and the works queued on every stopper.
   private static func stuckReport(_ inFlight: [StopTortureOperation]) -> LogLine {
     let now = Clock.nanoseconds()
     let stuck = inFlight.filter { !$0.isEnded }
     for operation in stuck.prefix(4) {
+      let thread = operation.thread!
       KTAP.diagnostic(
-        "stuck: \(line: operation.title), \((now - operation.createdAt) / 1_000_000) ms since created")
+        "stuck: \(line: operation.title), \((now - operation.createdAt) / 1_000_000) ms since created; its thread in state \(Int(thread.pointee.state.rawValue)) (0 new, 1 runnable, 2 running, 3 sleeping, 4 dead), queued \(thread.pointee.isQueued)"
+      )
     }
     var queued: LogLine = "works queued per CPU:"
     for cpu in CPUs.possible { queued = "\(line: queued) \(stoppers.queuedWorks(on: cpu))" }
