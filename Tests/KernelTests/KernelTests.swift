@@ -11,6 +11,7 @@ enum KernelTests {
       StopSuite.suite,
       HotplugSuite.suite,
       StopTortureSuite.suite,
+      StopTortureRegressions.suite,
       StopTraceSuite.suite,
       FaultSuites.threadStackOverflow,
       FaultSuites.invalidOpcode,
