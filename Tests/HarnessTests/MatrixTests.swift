@@ -40,8 +40,8 @@ struct MatrixTests {
     #expect(config("hotplug-4").expectations.ktapSuites == ["hotplug"])
     #expect(config("hotplug-4").timeout == .seconds(105))
     let torture = config("stop-torture-2")
-    #expect(torture.append == "ktest=stop_torture torture_ops=10000")
-    #expect(torture.expectations.ktapSuites == ["stop_torture"])
+    #expect(torture.append == "ktest=stop_torture_regressions,stop_torture torture_ops=3000")
+    #expect(torture.expectations.ktapSuites == ["stop_torture_regressions", "stop_torture"])
     #expect(Matrix.standard.filter { $0.expectations.stopTrace }.map(\.name) == ["trace-8"])
   }
 

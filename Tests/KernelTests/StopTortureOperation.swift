@@ -104,11 +104,6 @@ final class StopTortureOperation {
   /// The thread's function; its argument is the operation, retained by the driver.
   static let entry: CallFunction = { info in
     let operation = Unmanaged<StopTortureOperation>.fromOpaque(info!).takeRetainedValue()
-    // Workaround: reclaim the threads that ended on this CPU before. An AP's idle loop
-    // misses those that ended while it was preempted at an interrupt's exit (a kernel
-    // leak, StopTortureThreadReap), and a few thousand operations fill the 1024
-    // guarded stacks. `Threads.create` does the same for the creating CPU.
-    Threads.reapDeadThreads()
     operation.perform()
     // Release pairs with the driver's acquire in `isEnded`: the counts are visible.
     operation.ended.store(true, ordering: .releasing)

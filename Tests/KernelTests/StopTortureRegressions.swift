@@ -1,5 +1,6 @@
-/// `ktest=stop_torture_regressions`: the kernel bugs the stop torture ran into, each
-/// made deterministic. The leak first: the race ends in a panic while it is there.
+/// `ktest=stop_torture_regressions`: the kernel bugs the stop torture ran into (both
+/// fixed), each made deterministic; each case fails on the old code. The leak first:
+/// the race ended in a panic while it was there.
 enum StopTortureRegressions {
   static let suite = KernelTestSuite(
     name: "stop_torture_regressions",

@@ -16,12 +16,11 @@ import Synchronization
 /// the TSC; scheduling still varies from run to run). `stopMachineFromInactiveCPU` is
 /// not in the mix: only a CPU on its way up, before it is active, may call it.
 ///
-/// Two kernel bugs this torture ran into have cases of their own
+/// Two kernel bugs this torture ran into, both fixed, have cases of their own
 /// (`ktest=stop_torture_regressions`): a sleeper preempted by its stopper and then
-/// woken is queued twice (here a panic, "sched: a dead thread ran again", or an
-/// operation stuck, in about 4 runs of 10; no test-side workaround exists), and ended
-/// threads are not reclaimed on idle APs (worked around: each operation reclaims its
-/// CPU's).
+/// woken was queued twice (here a panic, "sched: a dead thread ran again", or an
+/// operation stuck, in about 4 runs of 10), and ended threads were not reclaimed on
+/// idle APs (a few thousand operations filled the guarded stack region).
 enum StopTortureSuite {
   static let suite = KernelTestSuite(
     name: "stop_torture", cases: [KernelTestCase(name: "random_stops_and_hotplug", run: run)])
