@@ -111,6 +111,11 @@ public final class Stoppers<Platform: StopPlatform> {
     stopper(cpu).pointee.thread = thread
   }
 
+  /// `cpu`'s stopper thread. - Precondition: `setThread` has run for it.
+  public func thread(of cpu: CPUIndex) -> UnsafeMutablePointer<KernelThread> {
+    stopper(cpu).pointee.thread!
+  }
+
   /// Enables the boot CPU's stopper and from then on lets `stopMachine` stop CPUs.
   /// Linux: the end of cpu_stop_init().
   public func start(bootCPU: CPUIndex) {

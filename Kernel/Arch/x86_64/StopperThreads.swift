@@ -99,8 +99,20 @@ enum StopperThreads {
   /// stopper takes work. Linux: the smpboot unpark at CPUHP_AP_ONLINE, then
   /// sched_cpu_activate().
   static func activateSecondaries() {
-    for cpu in CPUs.online where cpu != .boot {
-      activate(cpu)
+    let aps = CPUSet(CPUs.online.filter { $0 != .boot })
+    for cpu in aps { activate(cpu) }
+    // Boot ends with every stopper asleep: the wake-ups' reschedule IPIs have all been
+    // taken, so none lands in what runs next (the `ipi` suite counts them).
+    let start = Clock.nanoseconds()
+    for cpu in aps {
+      let thread = stoppers.thread(of: cpu)
+      while thread.pointee.state != .sleeping || thread.pointee.isQueued {
+        if Clock.nanoseconds() &- start > 5_000_000_000 {
+          log("stop: CPU \(cpu)'s stopper did not run within 5 s of being started (state \(Int(thread.pointee.state.rawValue)))")
+          break
+        }
+        CPUInstructions.pause()
+      }
     }
   }
 
