@@ -20,7 +20,9 @@ extension X86_64Platform: StopPlatform {
   /// each halt (`NMI.handle` closes the race between the check and the HLT).
   static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) {
     guard NMIWatchdog.isAvailable else {
-      relax()  // unbounded otherwise: `quietWaitsAreBounded` makes one CPU watch instead
+      // KVM: no tick would bound the halt, so every waiter spins, as Linux's do (KVM
+      // deschedules a vCPU that spins on PAUSE, so it costs the host little).
+      relax()
       return
     }
     let block = PerCPU.current
