@@ -154,15 +154,6 @@ extension Stoppers {
       Platform.restoreInterrupts(interrupts)
       return
     }
-    // Unless the platform bounds the wait itself (x86-64: the NMI watchdog's tick),
-    // one CPU keeps watching the clock, so that a stalled stop is reported and ends in
-    // a panic: nothing else wakes a CPU halted with interrupts off. The watcher is the
-    // lowest-numbered CPU that has acknowledged this state; if two think they are,
-    // both spin, which costs only time.
-    if !Platform.quietWaitsAreBounded && isWatcher(stop, in: state) {
-      Platform.relax()
-      return
-    }
     let flag = quietWaiters + Platform.currentCPU.rawValue
     // Sequentially consistent: the same pairing as the nap above.
     flag.pointee.store(1, ordering: .sequentiallyConsistent)
@@ -170,18 +161,6 @@ extension Stoppers {
       Platform.waitWithInterruptsOff(whileNonZero: UnsafeRawPointer(flag))
     }
     flag.pointee.store(0, ordering: .relaxed)
-  }
-
-  /// Whether no taking-part CPU numbered below this one has acknowledged `state` of
-  /// `stop` yet (relaxed: a hint; see `waitStep`).
-  private func isWatcher(_ stop: UnsafeMutablePointer<MultiStop>, in state: StopState) -> Bool {
-    let me = Platform.currentCPU
-    let acknowledged = stop.pointee.generation << 8 | UInt64(state.rawValue)
-    for cpu in stop.pointee.participants {
-      if cpu.rawValue >= me.rawValue { return true }
-      if stopper(cpu).pointee.lastAck.load(ordering: .relaxed) == acknowledged { return false }
-    }
-    return true
   }
 
   /// Wakes the taking-part CPUs that wait for the next state. After `setState`.
@@ -210,8 +189,9 @@ extension Stoppers {
     var line: LogLine = "stop: CPU "
     line.append(decimal: Platform.currentCPU.rawValue)
     line.append(" waited ")
-    line.append(decimal: Int(waited / 1_000_000))
-    line.append(" ms in ")
+    // Microseconds below 10 ms, so a small `stop_timeout_ms` does not report "0 ms".
+    line.append(decimal: Int(waited < 10_000_000 ? waited / 1000 : waited / 1_000_000))
+    line.append(waited < 10_000_000 ? " us in " : " ms in ")
     line.append(state.name)
     line.append(" of stop #")
     line.append(decimal: Int(stop.pointee.generation))

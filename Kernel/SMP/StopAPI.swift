@@ -177,7 +177,7 @@ extension Stoppers {
     let active = Platform.activeCPUs
     var participants = active
     participants.insert(me)
-    while !stopMutex.tryLock(in: scheduler) { Platform.relax() }
+    spin(until: "the stop mutex") { stopMutex.tryLock(in: scheduler) }
     defer { stopMutex.unlock(in: scheduler) }
     var stop = MultiStop(
       function: function, argument: argument, threadCount: active.count + 1, active: cpus,
@@ -189,11 +189,30 @@ extension Stoppers {
       return withUnsafeMutablePointer(to: &done) { done -> (Int32, Int32) in
         _ = queueStopWorks(on: active, job: .multiStop(UnsafeMutableRawPointer(stop)), done: done)
         let own = multiCPUStop(stop)
-        while !done.pointee.isComplete() { Platform.relax() }
+        spin(until: "the other CPUs to leave the stop") { done.pointee.isComplete() }
         return (own, done.pointee.result)
       }
     }
     let result = own != 0 ? own : others
     if result != 0 { throw .failed(result) }
+  }
+
+  /// Spins until `condition()` holds, for a caller that cannot sleep: reports what it
+  /// waits for, on which CPU and for how long at the stall bound, and panics at the
+  /// panic bound (the same bounds as a multi-CPU stop's states).
+  private func spin(until what: StaticString, _ condition: () -> Bool) {
+    let start = Platform.nanoseconds()
+    var reported = false
+    while !condition() {
+      let waited = Platform.nanoseconds() &- start
+      if waited > stallPanicNanoseconds {
+        Platform.panic("stop: CPU \(Platform.currentCPU) (inactive) waited \(waited / 1_000_000) ms for \(what)")
+      }
+      if waited > stallReportNanoseconds && !reported {
+        Platform.log("stop: CPU \(Platform.currentCPU) (inactive) has waited \(waited / 1_000_000) ms for \(what)")
+        reported = true
+      }
+      Platform.relax()
+    }
   }
 }

@@ -14,16 +14,13 @@ public protocol StopPlatform: SchedPlatform {
   static var activeCPUs: CPUSet { get }
   /// Waits, interrupts off, while the byte at `flag` is not 0, giving the CPU (a vCPU's
   /// host core) away if the platform can; `endWaitWithInterruptsOff(on:)` ends the wait
-  /// after clearing the byte. May return early. Linux has no such hook: its CPUs spin
+  /// after clearing the byte. Must return within a bound even if nobody ends it (the
+  /// caller then looks at the clock: a stall must be reported); may return early. Linux has no such hook: its CPUs spin
   /// in stop_machine_yield(); with more vCPUs than host cores, spinning vCPUs hold the
   /// cores the others need to arrive.
   static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer)
   /// Ends `cpu`'s `waitWithInterruptsOff`, whose flag the caller has just cleared.
   static func endWaitWithInterruptsOff(on cpu: CPUIndex)
-  /// Whether `waitWithInterruptsOff` returns within a bound even if nobody ends it (a
-  /// periodic NMI on x86-64). If not, one CPU of every waiting stop spins instead, to
-  /// keep watching the clock.
-  static var quietWaitsAreBounded: Bool { get }
 }
 
 extension StopPlatform {
@@ -31,8 +28,6 @@ extension StopPlatform {
   public static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) { relax() }
   /// Nothing to end: the waiter spins.
   public static func endWaitWithInterruptsOff(on cpu: CPUIndex) {}
-  /// Spinning is bounded.
-  public static var quietWaitsAreBounded: Bool { true }
 }
 
 /// A done record: how many works of one request are still to finish, the first
@@ -53,7 +48,6 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   private let lock = SpinLock<Platform>("stop done")
   private let remaining: Atomic<Int>
   private let firstFailure = Atomic<Int32>(0)
-  private let ran = Atomic<Int>(0)
   private let waiter = Atomic<UnsafeMutablePointer<KernelThread>?>(nil)
 
   /// A record for `works` works. Linux: cpu_stop_init_done().
@@ -64,7 +58,6 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
   /// Linux: cpu_stop_signal_done(), plus the result store of cpu_stopper_thread().
   func signal(ran didRun: Bool, result: Int32, scheduler: Scheduler<Platform>) {
     let state = lock.lock()
-    if didRun { ran.wrappingAdd(1, ordering: .relaxed) }
     if result != 0 && firstFailure.load(ordering: .relaxed) == 0 {
       firstFailure.store(result, ordering: .relaxed)
     }
@@ -101,8 +94,6 @@ public struct StopDone<Platform: SchedPlatform>: ~Copyable {
 
   /// The first non-zero result, 0 when every function returned 0. Once complete.
   var result: Int32 { firstFailure.load(ordering: .relaxed) }
-  /// How many works ran their function (the rest were answered without running).
-  var worksRan: Int { ran.load(ordering: .relaxed) }
 }
 
 /// What a work runs: a caller's function, or one CPU's part of a multi-CPU stop (a

@@ -34,10 +34,6 @@ enum Hotplug {
   /// The CPU waiting in `cpuDown` for a CPU to report dead (written under the lock).
   nonisolated(unsafe) private static var waiter = CPUIndex.boot
 
-  /// Offline CPUs, counted by `cpuDown` and `cpuUp` (relaxed: statistics).
-  static let downs = Atomic<Int>(0)
-  static let ups = Atomic<Int>(0)
-
   /// Takes `cpu` offline: it stops being active; one `stopMachine` runs, on that CPU
   /// and with every other CPU stopped, the step that marks it dying (no longer online),
   /// runs its queued cross-calls and parks its stopper (disabled first, so works
@@ -45,11 +41,11 @@ enum Hotplug {
   /// its idle loop reports it dead and halts with interrupts off; then an INIT holds it
   /// in wait-for-SIPI, ready for `cpuUp`. Linux: cpu_down() with take_cpu_down().
   static func cpuDown(_ cpu: CPUIndex) throws(HotplugError) {
-    guard cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount else { throw .invalidCPU(cpu) }
+    try withHotplugLock(cpu) { (state) throws(HotplugError) in try takeDown(cpu, from: state) }
+  }
+
+  private static func takeDown(_ cpu: CPUIndex, from state: CPUState) throws(HotplugError) {
     let stoppers = StopperThreads.stoppers
-    stoppers.hotplugLock.lock(in: Threads.scheduler)
-    defer { stoppers.hotplugLock.unlock(in: Threads.scheduler) }
-    let state = CPUs.state(of: cpu)
     guard state == .online else { throw .notOnline(cpu, state) }
     guard CPUs.online.count > 1 else { throw .lastOnlineCPU(cpu) }
     let residents = Threads.residentThreads(on: cpu)
@@ -74,25 +70,34 @@ enum Hotplug {
     }
     // Halted with interrupts off already; INIT holds it in wait-for-SIPI, as at boot.
     LocalAPIC.send(.initAssert(to: CPUs.apicID(of: cpu)))
-    downs.wrappingAdd(1, ordering: .relaxed)
   }
 
   /// Starts `cpu` again (or for the first time: `maxcpus=` left it possible, or boot
   /// gave up on it) through the bring-up of boot, `APStartup.startOne`; once it is
   /// online its stopper takes work and it becomes active. Linux: cpu_up().
   static func cpuUp(_ cpu: CPUIndex) throws(HotplugError) {
+    try withHotplugLock(cpu) { (state) throws(HotplugError) in try bringUp(cpu, from: state) }
+  }
+
+  /// Checks `cpu` is a CPU number, then runs `body` with the hotplug lock held and the
+  /// CPU's lifecycle state read under it.
+  private static func withHotplugLock(
+    _ cpu: CPUIndex, _ body: (CPUState) throws(HotplugError) -> Void
+  ) throws(HotplugError) {
     guard cpu.rawValue >= 0 && cpu.rawValue < CPUs.possibleCount else { throw .invalidCPU(cpu) }
-    let stoppers = StopperThreads.stoppers
-    stoppers.hotplugLock.lock(in: Threads.scheduler)
-    defer { stoppers.hotplugLock.unlock(in: Threads.scheduler) }
-    let state = CPUs.state(of: cpu)
+    let lock = StopperThreads.stoppers.hotplugLock
+    lock.lock(in: Threads.scheduler)
+    defer { lock.unlock(in: Threads.scheduler) }
+    try body(CPUs.state(of: cpu))
+  }
+
+  private static func bringUp(_ cpu: CPUIndex, from state: CPUState) throws(HotplugError) {
     guard state == .dead || state == .possible || state == .failed else { throw .notOffline(cpu, state) }
     let interrupts = CPUInstructions.saveAndDisableInterrupts()
     _ = APStartup.startOne(cpu, policy: APStartup.hotplugPolicy)
     CPUInstructions.restoreInterrupts(interrupts)
     guard CPUs.state(of: cpu) == .online else { throw .didNotComeOnline(cpu) }
     StopperThreads.activate(cpu)
-    ups.wrappingAdd(1, ordering: .relaxed)
   }
 
   /// Waits, napping, for `cpu` to report itself dead; the dying CPU's report wakes us.

@@ -43,8 +43,6 @@ extension X86_64Platform: StopPlatform {
     LocalAPIC.send(.nmi(to: CPUs.apicID(of: cpu)))
   }
 
-  /// Whether `waitWithInterruptsOff` ends by itself: with the NMI watchdog's tick.
-  static var quietWaitsAreBounded: Bool { NMIWatchdog.isAvailable }
 
   /// An NMI: the only interrupt that resumes a HLT with interrupts off. Counted first,
   /// so the target's NMI handler knows it for a wake-up and says nothing.
