@@ -79,9 +79,28 @@ public struct BootParameterKey: Sendable {
     BootParameterKey("stop_timeout_ms", .integer, allowed: 1...600_000)
   }
 
+  /// `stop_retries=N`: attempts `smp_send_stop` and the crash stop make, 1-10; the
+  /// first sends the stop vector, later ones NMI. Default 2 (as the Linux RFC).
+  public static var stopRetries: BootParameterKey {
+    BootParameterKey("stop_retries", .integer, allowed: 1...10)
+  }
+
+  /// `stop_timeout_us=N`: how long each attempt of `smp_send_stop` waits for the CPUs'
+  /// acknowledgements, 1 us to 10 s. Default 10 000 (docs/send-stop.md says why).
+  public static var stopTimeoutUS: BootParameterKey {
+    BootParameterKey("stop_timeout_us", .integer, allowed: 1...10_000_000)
+  }
+
+  /// `stop_wait=forever`: the last attempt of `smp_send_stop` waits without bound
+  /// (reporting every second the CPUs it still waits for). Any other value is refused.
+  public static var stopWait: BootParameterKey { BootParameterKey("stop_wait", .list) }
+
   /// Every key the kernel itself reads.
   public static var kernel: [BootParameterKey] {
-    [.nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall, .idlePollUS, .stopTimeoutMS]
+    [
+      .nosmp, .maxcpus, .nrCPUs, .apTimeoutMS, .csdTimeoutMS, .panicOnIPIStall, .idlePollUS, .stopTimeoutMS,
+      .stopRetries, .stopTimeoutUS, .stopWait,
+    ]
   }
 
   /// Whether this key is called `name` (`-` and `_` alike).

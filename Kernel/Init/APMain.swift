@@ -8,6 +8,7 @@ import Synchronization
 @c(ap_entry)
 func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   BootFaultInjection.faultIfChosenEarly()
+  APStartup.testOnlyHook?(APStartup.BringUpPoint.trampoline.rawValue, Int(InitialAPICID.read().rawValue))
   LocalAPIC.enable()
   let apicID = LocalAPIC.currentID()
   guard let cpu = CPUs.cpu(for: apicID) else {
@@ -23,8 +24,13 @@ func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
   PerCPU.loadDescriptors(block)
   BootFaultInjection.delayIfSlow(cpu)
   block.pointee.onlineTSC = CPUInstructions.readTSC()
+  // A stop in progress: park before going online, and tell it so. The join below fails
+  // anyway if the stop claimed this CPU first; this look only parks sooner.
+  if SMPStop.shared?.mustPark() == true { SMPStop.parkStartingCPU(cpu) }
+  APStartup.testOnlyHook?(APStartup.BringUpPoint.beforeOnline.rawValue, cpu.rawValue)
   let outcome = CPUs.changingMembership { block.pointee.lifecycle.join(attempt: UInt32(startupPage)) }
   guard outcome == .joined else {
+    if outcome == .refused(.stopped) { SMPStop.parkStartingCPU(cpu) }
     // A retry or a give-up came first; an INIT is on its way or already sent. Say
     // nothing: a console record or printer role held across that INIT would never be
     // released. The boot CPU reports this CPU.

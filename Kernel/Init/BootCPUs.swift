@@ -30,6 +30,7 @@ enum BootCPUs {
       "smp: \(table.count) possible CPU(s), starting \(limits.bootOnline); APIC mode \(LocalAPIC.mode == .x2APIC ? "x2APIC" : "xAPIC")"
     )
     CPUs.setUp(table)
+    SMPStop.setUp(parameters)
     X86_64Platform.setUpCalls(
       watchdogTimeoutMilliseconds: parameters.integer("csd_timeout_ms") ?? 1000,
       panicAfterMilliseconds: parameters.integer("panic_on_ipistall") ?? 0)
@@ -97,6 +98,7 @@ enum BootCPUs {
     case .failed: "offline (did not come online)"
     case .dying: "DYING (a bug: no CPU goes down during boot)"
     case .dead: "offline (taken down)"
+    case .stopped: "STOPPED (a stop came during boot)"
     }
   }
 

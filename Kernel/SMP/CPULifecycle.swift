@@ -14,7 +14,13 @@ import Synchronization
 ///   online --beginDying (the CPU itself, inside the stop)--> dying
 ///   dying --reportDead (the CPU itself, from its idle loop)--> dead
 ///   dead, failed, possible --claimForStart--> starting     (CPU hotplug: cpu_up)
+///
+///   online, dying --markStopped (the CPU itself, its stop's last step)--> stopped
+///   possible, starting, retrying, failed, dead --claimForStop (the stopping CPU)--> stopped
 /// ```
+/// `stopped` is final: `smp_send_stop` and the crash stop move every CPU there, the
+/// running ones themselves and the others by the stopping CPU's claim, so no CPU can
+/// start, or finish starting, once a stop has looked at it (docs/send-stop.md).
 /// `retrying` and `failed` belong to the boot CPU: an AP that finds either when it tries
 /// to join never runs kernel code again (it parks; for `retrying` an INIT is on its
 /// way). No INIT is ever sent to a CPU unless the sender first moved it out of
@@ -38,6 +44,21 @@ public enum CPUState: UInt8, Sendable {
   /// Offline after having been online: halted with interrupts off, or held in INIT,
   /// ready to start again. Linux: a CPU at CPUHP_OFFLINE.
   case dead = 6
+  /// Stopped for good by `smp_send_stop` or the crash stop: halted with interrupts off,
+  /// parked before going online, or never to be started. Final.
+  case stopped = 7
+}
+
+/// What the stopping CPU's claim found a CPU doing (`CPULifecycle.claimForStop`).
+public enum StopClaim: Equatable, Sendable {
+  /// Online or dying: it runs kernel code and must be sent the stop.
+  case running
+  /// Starting (or owned for a retry): it may run the start-up path, and will park
+  /// before going online; the stop waits for it unless it never got a STARTUP.
+  case wasStarting
+  /// Not running kernel code and now unable to: never started, given up on, dead or
+  /// already stopped.
+  case notRunning
 }
 
 /// What an AP found when it tried to go online.
@@ -116,12 +137,47 @@ public struct CPULifecycle: ~Copyable {
 
   /// Boot CPU, after the retry's INIT and before its STARTUP: `retrying -> starting`
   /// for the new `attempt`, so only an AP started by the new STARTUP may join. Only
-  /// the boot CPU moves a CPU out of `retrying`, so this cannot fail.
-  public func rearm(attempt: UInt32) {
+  /// the boot CPU and a stop move a CPU out of `retrying`: false when a stop claimed it
+  /// meanwhile (then it must not be started).
+  public func rearm(attempt: UInt32) -> Bool {
     let current = raw.load(ordering: .relaxed)
+    if Self.state(of: current) == .stopped { return false }
     precondition(Self.state(of: current) == .retrying, "rearm of a CPU the boot CPU does not own")
-    let rearmed = transition(from: current, to: Self.word(.starting, attempt: attempt))
-    precondition(rearmed, "CPU left 'retrying' while the boot CPU owned it")
+    if transition(from: current, to: Self.word(.starting, attempt: attempt)) { return true }
+    precondition(state == .stopped, "CPU left 'retrying' while the boot CPU owned it")
+    return false
+  }
+
+  /// The stopping CPU, for every CPU but itself, before it picks whom to interrupt: a
+  /// CPU that is not running kernel code is moved to `stopped`, so that it can never
+  /// start (`claimForStart` refuses it) nor finish starting (`join` fails). A CPU online
+  /// or dying is left as it is, to be sent the stop. Retries its exchange while the
+  /// other side moves the state between its load and its exchange: each side makes
+  /// finitely many moves (an AP joins once; a retry re-arms once), so the loop ends.
+  /// Sequentially consistent: ordered after the stop's in-progress flag, and against
+  /// `join` on the AP (docs/send-stop.md).
+  public func claimForStop() -> StopClaim {
+    while true {
+      let current = raw.load(ordering: .sequentiallyConsistent)
+      let claim: StopClaim
+      switch Self.state(of: current) {
+      case .online, .dying: return .running
+      case .stopped: return .notRunning
+      case .starting, .retrying: claim = .wasStarting
+      case .possible, .failed, .dead: claim = .notRunning
+      }
+      let exchange = raw.compareExchange(
+        expected: current, desired: Self.word(.stopped, attempt: current >> 8), ordering: .sequentiallyConsistent)
+      if exchange.exchanged { return claim }
+    }
+  }
+
+  /// The CPU itself, the last step of its stop before it acknowledges: `online` or
+  /// `dying` -> `stopped`. Release: what it did before is visible to whoever sees it
+  /// stopped; pairs with `state`'s acquire.
+  public func markStopped() {
+    let current = raw.load(ordering: .relaxed)
+    raw.store(Self.word(.stopped, attempt: current >> 8), ordering: .releasing)
   }
 
   /// Boot CPU, at its last deadline: `starting -> failed`. False when the AP joined
@@ -134,11 +190,12 @@ public struct CPULifecycle: ~Copyable {
 
   /// The AP started by `attempt`'s STARTUP, its per-CPU set-up complete: `starting ->
   /// online`. Release: that set-up happens before anyone sees the CPU online; pairs with
-  /// `state`'s acquire.
+  /// `state`'s acquire. Sequentially consistent as well: against `claimForStop` (a stop
+  /// either claims the CPU first, and the AP parks, or finds it online and stops it).
   public func join(attempt: UInt32) -> JoinOutcome {
     let exchange = raw.compareExchange(
       expected: Self.word(.starting, attempt: attempt), desired: Self.word(.online, attempt: attempt),
-      successOrdering: .releasing, failureOrdering: .relaxed)
+      successOrdering: .sequentiallyConsistent, failureOrdering: .sequentiallyConsistent)
     if exchange.exchanged { return .joined }
     let found = Self.state(of: exchange.original)
     let isLaterAttempt = exchange.original >> 8 != attempt

@@ -107,7 +107,7 @@ enum BootSuite {
         guard outcome.failed.contains(cpu) else { return .fail("CPU \(index) failed but was not reported") }
       case .possible:
         guard !outcome.retried.contains(cpu) else { return .fail("CPU \(index) retried, then left possible") }
-      case .starting, .retrying, .dying, .dead:
+      case .starting, .retrying, .dying, .dead, .stopped:
         return .fail("CPU \(index) has no verdict: state \(Int(CPUs.state(of: cpu).rawValue))")
       }
     }

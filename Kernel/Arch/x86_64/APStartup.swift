@@ -70,16 +70,25 @@ enum APStartup {
 
   /// INIT-SIPI-SIPI to `cpus` at once, one wait, one retry for the missing, then a
   /// verdict per CPU. The caller installed the trampoline.
+  ///
+  /// A stop (`smp_send_stop`, the crash stop) may begin at any point of it: the stop
+  /// moves every CPU that is not running to `stopped`, which no claim, re-arm or join
+  /// below can leave. The start tells the stop which CPUs a STARTUP may have reached
+  /// (`SendStop.noteStartup`), and when it is over, so that the stop waits exactly for
+  /// the APs that may be running start-up code (docs/send-stop.md).
   private static func start(_ cpus: CPUSet, policy: Policy) -> Outcome {
     var outcome = Outcome()
     waiter = X86_64Platform.currentCPU
+    SMPStop.shared?.startupBegins()
     var targets = CPUSet()
     for cpu in cpus
     where block(cpu).pointee.lifecycle.claimForStart(attempt: UInt32(Trampoline.firstStartupPage)) {
       targets.insert(cpu)
     }
+    for cpu in targets { testOnlyHook?(BringUpPoint.beforeINIT.rawValue, cpu.rawValue) }
     outcome.firstINITTicks = CPUInstructions.readTSC()
     sendINIT(to: targets)
+    for cpu in targets { testOnlyHook?(BringUpPoint.waitingForSIPI.rawValue, cpu.rawValue) }
     sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10)
     let missing = waitForOnline(targets, policy: policy)
     if !missing.isEmpty {
@@ -87,8 +96,28 @@ enum APStartup {
     }
     outcome.failed = giveUp(on: outcome.retried, firstINIT: outcome.firstINITTicks)
     outcome.doneTicks = CPUInstructions.readTSC()
+    SMPStop.shared?.startupEnds()
     return outcome
   }
+
+  /// Points of a start-up where the `sendstop` suite begins a stop (test only).
+  enum BringUpPoint: Int32 {
+    /// The CPU claimed for the start, no INIT sent yet (starting CPU, per target).
+    case beforeINIT = 1
+    /// INIT sent, no STARTUP yet: the AP waits for SIPI (starting CPU, per target).
+    case waitingForSIPI = 2
+    /// The AP has run the trampoline and holds at its first Swift instruction, before
+    /// it has its per-CPU block (the AP itself; the second argument is its APIC ID).
+    case trampoline = 3
+    /// The AP has looked for a stop and found none, and is about to go online (the AP).
+    case beforeOnline = 4
+    /// Each round of the starting CPU's wait for APs (the second argument is -1).
+    case waiting = 5
+  }
+
+  /// Test only: called at each `BringUpPoint` with the point and a CPU number (an APIC
+  /// ID at `.trampoline`), interrupts off; must not allocate. Set before the start.
+  nonisolated(unsafe) static var testOnlyHook: (@convention(c) (Int32, Int) -> Void)? = nil
 
   /// The AP stack pool; allocated once, so the floor's run and the real bring-up share it.
   nonisolated(unsafe) private static var stackPool: UnsafeMutableRawPointer? = nil
@@ -132,21 +161,35 @@ enum APStartup {
     log(line)
     sendINIT(to: owned)
     Clock.delay(microseconds: 10_000)
-    for cpu in owned { block(cpu).pointee.lifecycle.rearm(attempt: UInt32(Trampoline.retryStartupPage)) }
-    sendSTARTUP(to: owned, page: Trampoline.retryStartupPage, spacingMicroseconds: 200)
-    _ = waitForOnline(owned, policy: policy)
+    // A stop may have claimed some meanwhile: those are not started again.
+    var rearmed = CPUSet()
+    for cpu in owned where block(cpu).pointee.lifecycle.rearm(attempt: UInt32(Trampoline.retryStartupPage)) {
+      rearmed.insert(cpu)
+    }
+    sendSTARTUP(to: rearmed, page: Trampoline.retryStartupPage, spacingMicroseconds: 200)
+    _ = waitForOnline(rearmed, policy: policy)
     return owned
   }
 
+  /// INIT to each target; a stop in progress is told first that it no longer runs
+  /// start-up code.
   private static func sendINIT(to targets: CPUSet) {
-    for cpu in targets { LocalAPIC.send(.initAssert(to: apicID(cpu))) }
+    for cpu in targets {
+      SMPStop.shared?.noteStartup(of: cpu, mayRun: false)
+      LocalAPIC.send(.initAssert(to: apicID(cpu)))
+    }
   }
 
   /// Two rounds of STARTUP naming `page`; the second only to CPUs not online yet (a
   /// STARTUP reaching a CPU that already left wait-for-SIPI is ignored by it anyway).
-  private static func sendSTARTUP(to targets: CPUSet, page: UInt8, spacingMicroseconds: UInt64) {
-    for round in 0..<2 {
-      for cpu in targets where round == 0 || !isOnline(cpu) {
+  /// None to a CPU a stop has claimed; a stop is told of each STARTUP before it goes.
+  /// (`floor`: the floor's run, whose APs are never claimed, and never join.)
+  private static func sendSTARTUP(
+    to targets: CPUSet, page: UInt8, spacingMicroseconds: UInt64, floor: Bool = false
+  ) {
+    for _ in 0..<2 {
+      for cpu in targets where floor || CPUs.state(of: cpu) == .starting {
+        SMPStop.shared?.noteStartup(of: cpu, mayRun: true)
         LocalAPIC.send(.startup(page: page, to: apicID(cpu)))
       }
       Clock.delay(microseconds: spacingMicroseconds)
@@ -177,6 +220,11 @@ enum APStartup {
       let deadline = min(lastArrival &+ quiet, cap)
       if missing.isEmpty || now >= deadline { break }
       // Checked with interrupts off; an IPI pending since the check still wakes the nap.
+      if let hook = testOnlyHook {
+        hook(BringUpPoint.waiting.rawValue, -1)
+        X86_64Platform.waitForInterrupt(atMost: min(Clock.ticksToNanoseconds(deadline - now), 1_000_000))
+        continue
+      }
       X86_64Platform.waitForInterrupt(atMost: Clock.ticksToNanoseconds(deadline - now))
     }
     return missing
@@ -194,6 +242,7 @@ enum APStartup {
     var failed = CPUSet()
     for cpu in retried where block(cpu).pointee.lifecycle.giveUp() {
       failed.insert(cpu)
+      SMPStop.shared?.noteStartup(of: cpu, mayRun: false)
       LocalAPIC.send(.initAssert(to: apicID(cpu)))
       log(
         "smp: CPU \(cpu.rawValue) (APIC \(apicID(cpu).rawValue)) did not come online after 2 attempts (\(milliseconds(since: firstINIT)) ms since first INIT); offline"
@@ -239,7 +288,7 @@ enum APStartup {
     KernelSymbols.floorCount.pointee.store(0, ordering: .relaxed)
     let start = CPUInstructions.readTSC()
     sendINIT(to: targets)
-    sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10)
+    sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10, floor: true)
     let deadline = start &+ Clock.nanosecondsToTicks(2_000_000_000)
     // Acquire pairs with the APs' `lock inc` (a full barrier): their stamps are written.
     while KernelSymbols.floorCount.pointee.load(ordering: .acquiring) < UInt64(count - 1) {

@@ -23,3 +23,13 @@ enum IPI {
     LocalAPIC.send(command)
   }
 }
+
+extension IPI {
+  /// Sends a non-maskable interrupt to `cpu` (ICR delivery mode NMI; SDM Vol. 3A
+  /// §11.6.1). Any context, NMI included. Only to a CPU that has finished starting: an
+  /// NMI held by a CPU in wait-for-SIPI is delivered after its STARTUP, in real mode,
+  /// under QEMU's KVM, and that CPU never comes up.
+  static func sendNMI(to cpu: CPUIndex) {
+    LocalAPIC.send(.nmi(to: CPUs.apicID(of: cpu)))
+  }
+}

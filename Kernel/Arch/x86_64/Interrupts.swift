@@ -8,6 +8,13 @@ struct InterruptFrame {
   var errorCode: UInt64
   // Pushed by the CPU (SDM Vol. 3A §6.14.2, Figure 6-9).
   var rip, cs, rflags, rsp, ss: UInt64
+
+  /// All zero: a frame not yet saved.
+  static var zero: InterruptFrame {
+    InterruptFrame(
+      r15: 0, r14: 0, r13: 0, r12: 0, r11: 0, r10: 0, r9: 0, r8: 0, rbp: 0, rdi: 0, rsi: 0, rdx: 0, rcx: 0,
+      rbx: 0, rax: 0, vector: 0, errorCode: 0, rip: 0, cs: 0, rflags: 0, rsp: 0, ss: 0)
+  }
 }
 
 /// Interrupt vectors Lockstep assigns (0-31 are the architecture's exceptions).
@@ -23,6 +30,9 @@ extension Vector {
   /// Wakes a CPU from `hlt` so it looks again at what it waits for (work posted to an
   /// idle CPU; the APs a booting CPU waits for). Linux: RESCHEDULE_VECTOR.
   static let reschedule = Vector(0xFD)
+  /// Stops the receiving CPU for good (`smp_send_stop`'s first attempt). Linux:
+  /// REBOOT_VECTOR.
+  static let stopCPU = Vector(0xF8)
   /// A bare IPI for the benchmark's floor: its handler only answers with one IPI back
   /// (see `IPIPing`), nothing queued. Unused outside `bench`.
   static let ipiPing = Vector(0xF0)
@@ -58,6 +68,9 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   case .ipiPing:
     LocalAPIC.endOfInterrupt()
     IPIPing.handle()
+  case .stopCPU:
+    LocalAPIC.endOfInterrupt()
+    SMPStop.handleStopVector(frame)  // returns only when no stop is in progress
   case .callFunction, .callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.
@@ -77,22 +90,34 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   }
 }
 
-/// Non-maskable interrupts: the wake-up of a CPU waiting with interrupts off in a
-/// multi-CPU stop (`X86_64Platform.endWaitWithInterruptsOff`), the NMI watchdog's tick
-/// during such a wait (NMIWatchdog.swift); the `ipi` suite sends one to itself to split
-/// an xAPIC ICR write pair. Any other is reported.
+/// Non-maskable interrupts, on their own stack (IST 1, Descriptors.swift), dispatched
+/// by reason, in this order:
+/// - **stop / crash stop**: `smp_send_stop`'s later attempts (SMPStop.handleNMI); the
+///   CPU stops there and never returns;
+/// - **test**: the `ipi` and `sendstop` suites' handler, when installed;
+/// - **backtrace**: another CPU asked where this one is (`showWhereStuck`);
+/// - **stop wake-up**: the end of a quiet wait in a multi-CPU stop
+///   (`X86_64Platform.endWaitWithInterruptsOff`), or the NMI watchdog's tick during one
+///   (NMIWatchdog.swift);
+/// - **unknown**: reported with where it came in.
+///
+/// The handler never faults and takes no lock: an exception inside it would end with
+/// IRET, which re-enables NMIs on this CPU, and a nested NMI would reuse the IST stack
+/// under the running handler. It returns only by the IRET of its own entry.
 enum NMI {
-  /// Test-only: when set, an NMI runs this instead of logging. Set and cleared by the
-  /// `ipi` suite's NMI case with nothing else sending NMIs; must not allocate.
+  /// Test-only: when set, an NMI that is not a stop runs this instead of logging. Set
+  /// and cleared by the `ipi` and `sendstop` suites with nothing else sending NMIs;
+  /// must not allocate.
   nonisolated(unsafe) static var testOnlyHandler: (@convention(c) () -> Void)? = nil
 
-  /// Handles an NMI: reports the CPU and where it was interrupted. NMI context.
+  /// Handles an NMI. NMI context.
   static func handle(_ frame: UnsafeMutablePointer<InterruptFrame>) {
     // Interrupted inside `stop_wait_nmi` before its HLT ran: check the flag again
     // rather than halt after the NMI that may have been meant to end the wait.
     if X86_64Platform.quietWaitWindow.contains(frame.pointee.rip) {
       frame.pointee.rip = X86_64Platform.quietWaitWindow.lowerBound
     }
+    if SMPStop.handleNMI(frame) { return }
     if let handler = testOnlyHandler {
       handler()
       return
@@ -125,6 +150,8 @@ enum NMI {
         NMIWatchdog.acknowledge()
         return
       }
+      // A CPU stopped for good takes no more notice of NMIs.
+      if block.pointee.lifecycle.state == .stopped { return }
     }
     log("nmi: CPU \(PerCPU.currentCPU) at RIP \(hex: frame.pointee.rip)")
   }

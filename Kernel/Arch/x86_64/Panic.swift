@@ -1,8 +1,10 @@
 import Synchronization
 
 /// The panic report: what a kernel engineer needs to find a crash from the serial log
-/// alone. Printed once (the first CPU to panic wins; others halt), then QEMU exits with
-/// status 37 through isa-debug-exit.
+/// alone. Printed once (the first CPU to panic wins; a CPU panicking after it is
+/// stopped as the crash stop stops the others), then the crash stop stops every other
+/// CPU and the report gives their registers, then QEMU exits with status 37 through
+/// isa-debug-exit.
 enum Panic {
   /// 0 while no CPU has panicked; then the reporter's `Reporter.id`.
   private static let owner = Atomic<UInt64>(0)
@@ -62,7 +64,7 @@ enum Panic {
   static func exception(_ frame: UnsafeMutablePointer<InterruptFrame>) -> Never {
     // First, before anything that could fault and overwrite it.
     let cr2 = CPUInstructions.readCR2()
-    let reporter = enter()
+    let reporter = enter(frame)
     let f = frame.pointee
     log("PANIC: \(line: reporter.name): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
     reportStackOverflow(vector: f.vector, cr2: cr2)
@@ -87,16 +89,18 @@ enum Panic {
 
   /// Reports a kernel-detected fatal condition and ends the machine. Any context.
   static func halt(_ message: LogLine) -> Never {
-    let reporter = enter()
+    let reporter = enter(nil)
     log("PANIC: \(line: reporter.name): \(line: message)")
     log("PANIC: RSP=\(hex: CPUInstructions.readStackPointer(), digits: 16)")
     finish()
   }
 
-  /// Claims the report. A second CPU panicking meanwhile halts quietly. The reporting
-  /// CPU faulting inside its own report leaves the machine at once, without the flush
-  /// that may have faulted; faulting even there, it halts: no re-entry is unbounded.
-  private static func enter() -> Reporter {
+  /// Claims the report. A second CPU panicking meanwhile is stopped as the crash stop
+  /// stops the others (with the registers of `frame`, for the first CPU's report); it
+  /// says nothing. The reporting CPU faulting inside its own report leaves the machine
+  /// at once, without the flush that may have faulted; faulting even there, it halts:
+  /// no re-entry is unbounded.
+  private static func enter(_ frame: UnsafeMutablePointer<InterruptFrame>?) -> Reporter {
     CPUInstructions.disableInterrupts()
     let reporter = Reporter.current
     // Relaxed: the claim orders nothing; the report itself goes through the console.
@@ -105,13 +109,23 @@ enum Panic {
       Console.markUrgent()
       return reporter
     }
-    if claim.original == reporter.id && reentries.wrappingAdd(1, ordering: .relaxed).oldValue == 0 {
-      DebugExit.exitWithoutFlush(.panicked)
+    if claim.original == reporter.id {
+      if reentries.wrappingAdd(1, ordering: .relaxed).oldValue == 0 { DebugExit.exitWithoutFlush(.panicked) }
+      Idle.parkForever()
     }
-    Idle.parkForever()
+    SMPStop.stopThisCPU(.lostTheRace, frame: frame)
   }
 
+  /// Stops the other CPUs with the crash stop, prints their registers, and ends the
+  /// machine. A CPU whose own stop already ran (a panic after `smp_send_stop`) skips
+  /// the stop; one that loses to another CPU's stop is stopped there.
   private static func finish() -> Never {
+    if let outcome = SMPStop.crashStopOtherCPUs() {
+      log(
+        "PANIC: crash stop: \(outcome.running.count + outcome.starting.count) other CPU(s) in \(outcome.nanoseconds / 1000) us, \(outcome.attempts) attempt(s), \(outcome.sentNMI.count) sent NMI, \(outcome.failed.count) not stopped"
+      )
+      SMPStop.printCrashRegisters(outcome)
+    }
     log("PANIC: end of report")
     DebugExit.exit(.panicked)
   }

@@ -27,6 +27,10 @@ struct PerCPU: ~Copyable {
   /// Set by another CPU that wants this one to say where it is (`showWhereStuck`).
   let whereaboutsAsked = Atomic<Bool>(false)
   let watchdogEnded = Atomic<UInt64>(0)
+  /// The registers this CPU was interrupted with when a crash stop stopped it, for the
+  /// crashing CPU to print (written before its acknowledgement, which publishes them).
+  var crashFrame = InterruptFrame.zero
+  var hasCrashFrame = false
   /// Reschedule interrupts taken (relaxed: a statistic).
   let reschedules = Atomic<Int>(0)
   /// This CPU's kernel stack, [stackBottom, stackTop).

@@ -40,7 +40,7 @@ extension SMPTests {
       let cpu = CPULifecycle()
       _ = cpu.claimForStart(attempt: 8)
       _ = cpu.claimForRetry()
-      cpu.rearm(attempt: 10)
+      #expect(cpu.rearm(attempt: 10))
       let stale = cpu.join(attempt: 8)
       let stateAfterStale = cpu.state
       let fresh = cpu.join(attempt: 10)
@@ -52,7 +52,7 @@ extension SMPTests {
       let cpu = CPULifecycle()
       _ = cpu.claimForStart(attempt: 8)
       _ = cpu.claimForRetry()
-      cpu.rearm(attempt: 10)
+      #expect(cpu.rearm(attempt: 10))
       let givenUp = cpu.giveUp()
       let joined = cpu.join(attempt: 10)
       #expect(givenUp && joined == .refused(.failed) && cpu.state == .failed)
