@@ -10,6 +10,9 @@ enum KernelStart {
     /// Command-line keys besides the kernel's and the fault injections'. A function:
     /// nothing may allocate before `start` has set up the heap.
     var parameterKeys: () -> [BootParameterKey]
+    /// Runs just before the APs are started, with the command line: where a test
+    /// installs its bring-up hooks (`APStartup.testOnlyHook`).
+    var beforeBringUp: (BootParameters) -> Void = { _ in }
     /// Whether to measure the bring-up floor before bringing the APs up.
     var measuresBringUpFloor: (BootParameters) -> Bool
     /// What runs after boot, with interrupts on, on the boot CPU: the command line and
@@ -43,6 +46,7 @@ enum KernelStart {
     let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
     StopperThreads.setUp(
       timeoutMilliseconds: parameters.integer("stop_timeout_ms") ?? StopperThreads.defaultTimeoutMilliseconds)
+    hooks.beforeBringUp(parameters)
     let outcome = BootCPUs.startSecondaries(
       limits: limits, parameters: parameters, measureFloor: hooks.measuresBringUpFloor(parameters))
     StopperThreads.activateSecondaries()

@@ -233,7 +233,7 @@ public final class SendStop<Platform: SendStopPlatform> {
       announce(attempt: attempt, mechanism: mechanism, targets: targets, waitingFor: waitedFor, reason: reason)
       if !pending.isEmpty {
         var line: LogLine = "smp: failed to stop secondary CPUs "
-        line.append(cpuList: pending.map { $0.rawValue })
+        line.append(cpuList: pending.lazy.map { $0.rawValue })
         line.append(" (CPU ")
         line.append(decimal: me.rawValue)
         line.append(" waited ")
@@ -317,7 +317,7 @@ public final class SendStop<Platform: SendStopPlatform> {
     attempt: Int, mechanism: StopMechanism, targets: CPUSet, waitingFor pending: CPUSet, reason: SendStopReason
   ) {
     var line: LogLine = "smp: stopping secondary CPUs "
-    line.append(cpuList: pending.map { $0.rawValue })
+    line.append(cpuList: pending.lazy.map { $0.rawValue })
     line.append(reason == .crash ? " (crash, attempt " : " (attempt ")
     line.append(decimal: attempt)
     line.append(" of ")
@@ -342,15 +342,17 @@ public final class SendStop<Platform: SendStopPlatform> {
     var nextReport = start &+ 1_000_000_000
     var left = pending
     while true {
+      // The time first, then the look: a caller that lost its CPU for a while (a vCPU
+      // descheduled by its host) still looks once more after the bound has passed.
+      let now = Platform.nanoseconds()
       left = unresolved(left.intersection(outcome.running), left.intersection(outcome.starting), caller: outcome.caller)
       if left.isEmpty { return left }
-      let now = Platform.nanoseconds()
       if !forever && now &- start >= settings.timeoutNanoseconds { return left }
       if forever && now >= nextReport {
         var line: LogLine = "smp: stop_wait=forever: CPU "
         line.append(decimal: outcome.caller.rawValue)
         line.append(" still waits for CPUs ")
-        line.append(cpuList: left.map { $0.rawValue })
+        line.append(cpuList: left.lazy.map { $0.rawValue })
         line.append(" after ")
         line.append(decimal: Int(truncatingIfNeeded: (now &- start) / 1_000_000))
         line.append(" ms")

@@ -7,6 +7,7 @@
 func kmain(magic: UInt32, info: UInt64) {
   let hooks = KernelStart.Hooks(
     parameterKeys: { KernelTests.parameterKeys },
+    beforeBringUp: { SendStopBringUp.prepare($0) },
     measuresBringUpFloor: { $0.has("bench") },
     afterBoot: { parameters, outcome in
       if parameters.list("ktest").isEmpty && !parameters.has("bench") {

@@ -13,6 +13,7 @@ enum KernelTests {
       StopTortureSuite.suite,
       StopTortureRegressions.suite,
       StopTraceSuite.suite,
+      SendStopSuite.suite,
       FaultSuites.threadStackOverflow,
       FaultSuites.invalidOpcode,
       FaultSuites.pageFault,
@@ -31,7 +32,7 @@ enum KernelTests {
       BootParameterKey("torture_ops", .integer),  // calls `torture` makes in all
       BootParameterKey("torture_seed", .integer),  // its random seed (default: the TSC)
       BootParameterKey("stop_runs", .integer, allowed: 1...1_000_000),  // stop_machine_lockstep's runs
-    ]
+    ] + SendStopSuite.parameterKeys
   }
 
   /// Runs the suites named on the command line in that order, then the benchmark if
@@ -40,6 +41,7 @@ enum KernelTests {
     let context = TestContext(bringUp: bringUp)
     TortureSuite.parameters = parameters
     StopSuite.lockstepRuns = parameters.integer("stop_runs") ?? StopSuite.defaultLockstepRuns
+    SendStopSuite.scenario = parameters.list("sendstop").first ?? []
     if parameters.has("bench") { BootBenchmark.run(context) }
     let names = parameters.list("ktest")
     guard !names.isEmpty else { return .passed }
@@ -55,6 +57,7 @@ enum KernelTests {
       }
     }
     KTAP.header(plan: selected.count)
+    SendStopSuite.headerPrinted = true
     var passed = !unknown
     for (index, suite) in selected.enumerated() where !KTAP.run(suite, number: index + 1) {
       passed = false

@@ -81,9 +81,16 @@ enum APStartup {
     waiter = X86_64Platform.currentCPU
     SMPStop.shared?.startupBegins()
     var targets = CPUSet()
-    for cpu in cpus
-    where block(cpu).pointee.lifecycle.claimForStart(attempt: UInt32(Trampoline.firstStartupPage)) {
-      targets.insert(cpu)
+    for cpu in cpus {
+      // Not running start-up code (never started, given up on, or dead and held by
+      // INIT): say so before the claim, which a stop may follow at once.
+      let state = CPUs.state(of: cpu)
+      if state == .possible || state == .dead || state == .failed {
+        SMPStop.shared?.noteStartup(of: cpu, mayRun: false)
+      }
+      if block(cpu).pointee.lifecycle.claimForStart(attempt: UInt32(Trampoline.firstStartupPage)) {
+        targets.insert(cpu)
+      }
     }
     for cpu in targets { testOnlyHook?(BringUpPoint.beforeINIT.rawValue, cpu.rawValue) }
     outcome.firstINITTicks = CPUInstructions.readTSC()

@@ -39,4 +39,10 @@ enum KernelHeap {
       Panic.halt("heap: free of \(hex: UInt64(UInt(bitPattern: pointer))) with a bad header")
     }
   }
+
+  /// Test only (`sendstop` suite, `heap_lock`): runs `body` holding the heap's lock, as
+  /// an allocation in progress would, so that a stop can catch a CPU there.
+  static func testOnlyHoldingLock(_ body: () -> Void) {
+    lock.withLock(body)
+  }
 }

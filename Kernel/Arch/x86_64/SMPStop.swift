@@ -113,8 +113,14 @@ enum SMPStop {
       block.pointee.hasCrashFrame = true
     }
     if let slow = testOnlySlowStop, slow.cpu == block.pointee.cpu {
+      // Until the stopping CPU has given up on the first attempt and sent this CPU its
+      // NMI (at most 5 s), then `nanoseconds` more.
       let start = Clock.nanoseconds()
-      while Clock.nanoseconds() &- start < slow.nanoseconds { CPUInstructions.pause() }
+      while !stop.isRequestedByNMI(slow.cpu) && Clock.nanoseconds() &- start < 5_000_000_000 {
+        CPUInstructions.pause()
+      }
+      let more = Clock.nanoseconds()
+      while Clock.nanoseconds() &- more < slow.nanoseconds { CPUInstructions.pause() }
       testOnlySlowStopFinished.store(true, ordering: .relaxed)
     }
     block.pointee.lifecycle.markStopped()
@@ -122,8 +128,9 @@ enum SMPStop {
     Idle.parkForever()
   }
 
-  /// Test only (`sendstop` suite, `late_ack`): this CPU works this long in its stop
-  /// path before it acknowledges; `testOnlySlowStopFinished` is set when it is done.
+  /// Test only (`sendstop` suite, `late_ack`): this CPU works in its stop path until
+  /// the stopping CPU has moved on to its NMI attempt, then this long more, before it
+  /// acknowledges; `testOnlySlowStopFinished` is set when it is done.
   nonisolated(unsafe) static var testOnlySlowStop: (cpu: CPUIndex, nanoseconds: UInt64)? = nil
   static let testOnlySlowStopFinished = Atomic<Bool>(false)
 
@@ -159,6 +166,10 @@ enum SMPStop {
       guard mechanism != .none else { continue }
       let after = at > outcome.startNanoseconds ? (at - outcome.startNanoseconds) / 1000 : 0
       let block = PerCPU.block(cpu)
+      if mechanism == .lostTheRace {
+        log("PANIC: CPU \(cpu) stopped itself after \(after) us: it panicked, or called a stop, while this one ran")
+        continue
+      }
       guard block.pointee.hasCrashFrame else {
         log("PANIC: CPU \(cpu) stopped (\(mechanism.name)) after \(after) us; no registers (it was not interrupted)")
         continue
@@ -172,7 +183,7 @@ enum SMPStop {
     }
     if !outcome.failed.isEmpty {
       var line: LogLine = "PANIC: CPUs "
-      line.append(cpuList: outcome.failed.map { $0.rawValue })
+      line.append(cpuList: outcome.failed.lazy.map { $0.rawValue })
       line.append(" did not stop; their registers are unknown")
       log(line)
     }
