@@ -28,7 +28,15 @@ struct MatrixTests {
         "fault-stack-overflow", "fault-thread-overflow", "fault-stop-stall",
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
         "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8",
-      ])
+      ] + sendStopNames(kvm: false) + sendStopNames(kvm: true))
+  }
+
+  private func sendStopNames(kvm: Bool) -> [String] {
+    (kvm ? [4, 8] : [2, 4, 8]).flatMap { vcpus in
+      Matrix.sendStopScenarios.map {
+        "sendstop-\($0.replacingOccurrences(of: "_", with: "-"))-\(vcpus)\(kvm ? "-kvm" : "")"
+      }
+    }
   }
 
   @Test func stopConfigsRunTheirSuitesWithBoundsThatGrowWithVCPUs() {

@@ -42,6 +42,7 @@ enum KernelTests {
     TortureSuite.parameters = parameters
     StopSuite.lockstepRuns = parameters.integer("stop_runs") ?? StopSuite.defaultLockstepRuns
     SendStopSuite.scenario = parameters.list("sendstop").first ?? []
+    if let hold = parameters.integer("sendstop_hold_ms") { SendStopScenarios.holdNanoseconds = UInt64(hold) * 1_000_000 }
     if parameters.has("bench") { BootBenchmark.run(context) }
     let names = parameters.list("ktest")
     guard !names.isEmpty else { return .passed }

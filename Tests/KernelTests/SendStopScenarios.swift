@@ -23,6 +23,7 @@ enum SendStopScenarios {
       Entry(name: "printer_midline", run: printerMidLine),
       Entry(name: "heap_lock", run: heapLock),
       Entry(name: "panic_ap", run: panicOnAP),
+      Entry(name: "wait_forever", run: waitForever),
     ] + SendStopBringUp.hotplugEntries
   }
 
@@ -47,12 +48,16 @@ enum SendStopScenarios {
     return true
   }
 
+  /// How long a wedged or stuck CPU holds out (`sendstop_hold_ms=`, default 20 s: far
+  /// beyond any scenario's stop, which must not need it to end).
+  nonisolated(unsafe) static var holdNanoseconds: UInt64 = 20_000_000_000
+
   /// Counts the running CPU in, then spins with interrupts as they are until `go` or
-  /// 20 s: a wedge whose bound is far beyond any scenario.
+  /// `holdNanoseconds`.
   static let spinUntilGo: CallFunction = { _ in
     arrived.wrappingAdd(1, ordering: .releasing)
     let start = Clock.nanoseconds()
-    while !go.load(ordering: .acquiring) && Clock.nanoseconds() &- start < 20_000_000_000 {
+    while !go.load(ordering: .acquiring) && Clock.nanoseconds() &- start < holdNanoseconds {
       CPUInstructions.pause()
     }
   }
@@ -104,12 +109,25 @@ enum SendStopScenarios {
       SendStopSuite.Expectation(failed: CPUSet([stuck]), nmi: CPUSet([stuck]), attempts: attempts))
   }
 
-  private static let stayInNMI: @convention(c) () -> Void = {
-    arrived.wrappingAdd(1, ordering: .releasing)
-    let start = Clock.nanoseconds()
-    while !go.load(ordering: .acquiring) && Clock.nanoseconds() &- start < 20_000_000_000 {
-      CPUInstructions.pause()
+  private static let stayInNMI: @convention(c) () -> Void = { spinUntilGo(nil) }
+
+  /// `stop_retries=1 stop_wait=forever`: one CPU spins with interrupts off for
+  /// `sendstop_hold_ms`; the only attempt waits for it however long that is, saying
+  /// every second whom it waits for, and the CPU is stopped by the vector once it
+  /// enables interrupts again.
+  static func waitForever() -> TestResult {
+    let settings = SMPStop.shared!.settings
+    guard settings.attempts == 1 && settings.lastAttemptWaitsForever else {
+      return .fail("wait_forever needs stop_retries=1 stop_wait=forever")
     }
+    let wedged = victim
+    do throws(CrossCallError) {
+      try X86_64Platform.calls.callSingle(on: wedged, spinUntilGo, wait: false)
+    } catch { return .fail("could not wedge CPU \(wedged)") }
+    guard waitForArrivals(1) else { return .fail("CPU \(wedged) did not start spinning within 2 s") }
+    let vector: StopMechanism? = .vector
+    SendStopSuite.stopCheckAndFinish(
+      SendStopSuite.Expectation(onlyThoseNMI: true, attempts: 1, others: vector))
   }
 
   /// One CPU takes the stop vector but works in its stop path until the first attempt
@@ -165,7 +183,10 @@ enum SendStopScenarios {
     do throws(CrossCallError) {
       try X86_64Platform.calls.callSingle(on: victim, firstCrash, wait: false)
     } catch { return .fail("could not reach CPU \(victim)") }
+    // Interrupts off before the first crash may begin (it waits for `go`): the stop
+    // vector must not reach this CPU before its own panic does.
     CPUInstructions.disableInterrupts()
+    go.store(true, ordering: .releasing)
     let start = Clock.nanoseconds()
     while SMPStop.shared?.isInProgress != true {
       if Clock.nanoseconds() &- start > 5_000_000_000 {
@@ -178,6 +199,7 @@ enum SendStopScenarios {
   }
 
   private static let firstCrash: CallFunction = { _ in
+    spinUntilGo(nil)
     Panic.halt("sendstop: first crash")
   }
 

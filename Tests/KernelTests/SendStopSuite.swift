@@ -33,7 +33,9 @@ enum SendStopSuite {
     cases: [KernelTestCase(name: "scenario") { run() }])
 
   /// The command line's keys of this suite.
-  static var parameterKeys: [BootParameterKey] { [BootParameterKey("sendstop", .list)] }
+  static var parameterKeys: [BootParameterKey] {
+    [BootParameterKey("sendstop", .list), BootParameterKey("sendstop_hold_ms", .integer, allowed: 1...60_000)]
+  }
 
   /// Runs the scenario named on the command line; returns only to report a failure
   /// before the stop (a stop's result ends the machine from `finish`).
@@ -121,8 +123,11 @@ enum SendStopSuite {
     line.append("; failed ")
     line.append(cpuList: outcome.failed.lazy.map { $0.rawValue })
     KTAP.diagnostic(line)
-    for cpu in outcome.running.union(outcome.starting) {
+    for index in 0..<CPUs.possibleCount where index != outcome.caller.rawValue {
+      let cpu = CPUIndex(index)
       let (mechanism, at) = stop.acknowledgement(of: cpu)
+      // A CPU that stopped itself before the stop looked at it is in neither set.
+      guard outcome.running.contains(cpu) || outcome.starting.contains(cpu) || mechanism != .none else { continue }
       let after = at > outcome.startNanoseconds ? (at - outcome.startNanoseconds) / 1000 : 0
       KTAP.diagnostic(
         "CPU \(cpu): \(mechanism.name) after \(after) us, state \(Int(CPUs.state(of: cpu).rawValue))")
