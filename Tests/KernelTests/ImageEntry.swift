@@ -11,7 +11,7 @@ func kmain(magic: UInt32, info: UInt64) {
     measuresBringUpFloor: { $0.has("bench") },
     afterBoot: { parameters, outcome in
       if parameters.list("ktest").isEmpty && !parameters.has("bench") {
-        return CrossCallDemo.run() && StopDemo.run() ? .passed : .testsFailed
+        return CrossCallDemo.run() && StopDemo.run() && SendStopDemo.run() ? .passed : .testsFailed
       }
       return KernelTests.run(parameters, bringUp: outcome)
     })

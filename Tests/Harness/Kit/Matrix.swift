@@ -177,7 +177,10 @@ public enum Matrix {
       name: "demo-4", smp: "4",
       expectations: Expectations(
         onlineCPUs: [0, 1, 2, 3], apicIDs: [0, 1, 2, 3],
-        mustContain: ["Brought up 4 CPUs", "ipi: 12 calls in all, as expected"]))
+        mustContain: [
+          "Brought up 4 CPUs", "ipi: 12 calls in all, as expected",
+          "demo: smp_send_stop stopped 3 of 3 other CPUs in",
+        ]))
   ]
 
   /// Random cross-calls from every CPU at once (after Linux's scftorture), 10^5 calls
