@@ -180,12 +180,14 @@ public final class SendStop<Platform: SendStopPlatform> {
   /// same CPU returns nil at once. Call with interrupts off; never allocates, waits
   /// only on acknowledgements, each attempt bounded.
   /// Linux: smp_send_stop() and crash_smp_send_stop() (__smp_send_stop_all).
-  public func stopOthers(_ reason: SendStopReason) -> SendStopOutcome? {
-    run(reason, rehearsal: false)
+  ///
+  /// `caller` names the running CPU when `Platform.currentCPU` cannot (an AP that
+  /// panicked before it found its per-CPU block): it is then not waited for.
+  public func stopOthers(_ reason: SendStopReason, caller: CPUIndex? = nil) -> SendStopOutcome? {
+    run(reason, rehearsal: false, caller: caller ?? Platform.currentCPU)
   }
 
-  private func run(_ reason: SendStopReason, rehearsal: Bool) -> SendStopOutcome? {
-    let me = Platform.currentCPU
+  private func run(_ reason: SendStopReason, rehearsal: Bool, caller me: CPUIndex) -> SendStopOutcome? {
     let myID = me.isKnown ? me.rawValue + 1 : -1
     // Relaxed: the claim only decides who proceeds; the flag below publishes the stop.
     let claim = owner.compareExchange(expected: 0, desired: myID, ordering: .relaxed)
@@ -267,7 +269,7 @@ public final class SendStop<Platform: SendStopPlatform> {
   /// the host's cores from the CPUs still to be stopped (measured at 4 vCPUs on two
   /// cores: 7-75 ms a rehearsal, against ~0.3 ms for the real stop, whose CPUs halt).
   public func rehearse(_ reason: SendStopReason) -> SendStopOutcome? {
-    run(reason, rehearsal: true)
+    run(reason, rehearsal: true, caller: Platform.currentCPU)
   }
 
   /// Ends a rehearsal: clears every record and the claim.

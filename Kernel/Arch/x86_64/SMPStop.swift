@@ -48,7 +48,9 @@ enum SMPStop {
   /// it was interrupted with for `printCrashRegisters`. Linux: crash_smp_send_stop().
   static func crashStopOtherCPUs() -> SendStopOutcome? {
     CPUInstructions.disableInterrupts()
-    return instance?.stopOthers(.crash)
+    // An AP that crashed before it found its per-CPU block knows itself by APIC ID.
+    let me = PerCPU.currentCPU.isKnown ? PerCPU.currentCPU : CPUs.cpu(for: InitialAPICID.read()) ?? .unknown
+    return instance?.stopOthers(.crash, caller: me)
   }
 
   // MARK: The stopped CPU
