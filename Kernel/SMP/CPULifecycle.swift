@@ -172,9 +172,11 @@ public struct CPULifecycle: ~Copyable {
     }
   }
 
-  /// The CPU itself, the last step of its stop before it acknowledges: `online` or
-  /// `dying` -> `stopped`. Release: what it did before is visible to whoever sees it
-  /// stopped; pairs with `state`'s acquire.
+  /// The CPU itself, the last step of its stop before it acknowledges: `stopped` from
+  /// whatever state it was in (online or dying when the stop found it; a CPU that
+  /// panicked or called the stop may be anything). A store, not an exchange: no other
+  /// side moves a running CPU's state. Release: what it did before is visible to
+  /// whoever sees it stopped; pairs with `state`'s acquire.
   public func markStopped() {
     let current = raw.load(ordering: .relaxed)
     raw.store(Self.word(.stopped, attempt: current >> 8), ordering: .releasing)

@@ -60,14 +60,18 @@ public protocol SendStopPlatform: SMPPlatform {
 /// One CPU's part in the stop: its acknowledgement and what the stopping CPU did to it.
 /// Per CPU, on the heap, allocated at set-up: nothing here allocates later.
 struct SendStopRecord: ~Copyable {
-  /// The CPU's acknowledgement: its `StopMechanism` once its last side effect is done.
-  /// Release by the CPU, acquire by the stopping CPU.
-  let acknowledgement = Atomic<UInt8>(0)
+  /// The CPU's acknowledgement once its last side effect is done: `generation << 8 |
+  /// StopMechanism`, so that one meant for an earlier rehearsal never counts for a later
+  /// stop. Release by the CPU, acquire by the stopping CPU.
+  let acknowledgement = Atomic<UInt32>(0)
   /// Nanoseconds (platform clock) of the acknowledgement; written before it.
   let acknowledgedAt = Atomic<UInt64>(0)
-  /// The CPU has entered its stop path: an NMI arriving meanwhile (the stop's second
-  /// attempt, sent while the vector's handler still works) leaves it alone.
-  let entered = Atomic<Bool>(false)
+  /// The generation + 1 of the stop whose path this CPU has entered (0: none): an NMI
+  /// arriving meanwhile (the stop's second attempt, sent while the vector's handler
+  /// still works) leaves it alone.
+  let entered = Atomic<UInt32>(0)
+  /// A CPU found dead (it went down on its own) that the stop then claimed.
+  let claimedDead = Atomic<Bool>(false)
   /// The stopping CPU sent this CPU the stop as an NMI (set before the NMI): the NMI
   /// handler's reason to stop.
   let nmiRequested = Atomic<Bool>(false)
@@ -193,6 +197,10 @@ public final class SendStop<Platform: SendStopPlatform> {
     let claim = owner.compareExchange(expected: 0, desired: myID, ordering: .relaxed)
     if !claim.exchanged {
       if claim.original == myID { return nil }
+      // The winner raises the in-progress flag right after its claim: wait for it (at
+      // most 1 s), so that this CPU's own stop counts for that stop.
+      let start = Platform.nanoseconds()
+      while !isInProgress && Platform.nanoseconds() &- start < 1_000_000_000 { Platform.relax() }
       Platform.stopThisCPU(.lostTheRace)
     }
     reasonWord.store(reason.rawValue, ordering: .relaxed)
@@ -272,21 +280,22 @@ public final class SendStop<Platform: SendStopPlatform> {
     run(reason, rehearsal: true, caller: Platform.currentCPU)
   }
 
-  /// Ends a rehearsal: clears every record and the claim.
+  /// Ends a rehearsal: no stop in progress, a new generation (an acknowledgement of
+  /// this rehearsal that comes late counts for nothing), and the claim released.
   public func endRehearsal() {
     precondition(isRehearsal, "endRehearsal without a rehearsal")
-    for cpu in 0..<cpuCount {
-      records[cpu].acknowledgement.store(0, ordering: .relaxed)
-      records[cpu].entered.store(false, ordering: .relaxed)
-      records[cpu].nmiRequested.store(false, ordering: .relaxed)
-    }
+    for cpu in 0..<cpuCount { records[cpu].nmiRequested.store(false, ordering: .relaxed) }
     finished.store(false, ordering: .relaxed)
-    rehearsing.store(false, ordering: .relaxed)
-    // Release: the cleared records come before the next claim; pairs with the acquire
-    // of a CPU that sees a later stop in progress.
     inProgress.store(false, ordering: .sequentiallyConsistent)
+    // Release: the flag is down before the new generation shows; pairs with the acquire
+    // in `enter`.
+    generation.wrappingAdd(1, ordering: .releasing)
+    rehearsing.store(false, ordering: .relaxed)
     owner.store(0, ordering: .releasing)
   }
+
+  /// Counts rehearsals ended; tags every entry and acknowledgement (24 bits of it).
+  private let generation = Atomic<UInt32>(0)
 
   /// Whether the stop in progress is a rehearsal.
   public var isRehearsal: Bool { rehearsing.load(ordering: .relaxed) }
@@ -373,7 +382,16 @@ public final class SendStop<Platform: SendStopPlatform> {
   /// after them, so acquiring the starter's state first makes the flag final.
   private func unresolved(_ running: CPUSet, _ starting: CPUSet, caller: CPUIndex) -> CPUSet {
     var left = CPUSet()
-    for cpu in running where !isAcknowledged(cpu) && Platform.lifecycleState(of: cpu) != .dead {
+    for cpu in running where !isAcknowledged(cpu) && !records[cpu.rawValue].claimedDead.load(ordering: .relaxed) {
+      // Gone down on its own (halted with interrupts off, held by INIT): claimed now, so
+      // that no start can take it back up behind the stop. A claim that finds it
+      // starting again keeps it pending.
+      if !rehearsing.load(ordering: .relaxed) && Platform.lifecycleState(of: cpu) == .dead
+        && Platform.claimForStop(cpu) == .notRunning
+      {
+        records[cpu.rawValue].claimedDead.store(true, ordering: .relaxed)
+        continue
+      }
       left.insert(cpu)
     }
     guard !starting.isEmpty else { return left }
@@ -389,16 +407,21 @@ public final class SendStop<Platform: SendStopPlatform> {
     return left
   }
 
-  /// Whether `cpu` acknowledged. Acquire pairs with the release in `acknowledge`: what
-  /// it did before is visible.
+  /// Whether `cpu` acknowledged this stop. Acquire pairs with the release in
+  /// `acknowledge`: what it did before is visible.
   public func isAcknowledged(_ cpu: CPUIndex) -> Bool {
-    records[cpu.rawValue].acknowledgement.load(ordering: .acquiring) != 0
+    acknowledgement(of: cpu).mechanism != .none
   }
 
-  /// How `cpu` acknowledged (`.none` if it has not), and when (platform nanoseconds).
+  /// How `cpu` acknowledged this stop (`.none` if it has not), and when (platform
+  /// nanoseconds).
   public func acknowledgement(of cpu: CPUIndex) -> (mechanism: StopMechanism, nanoseconds: UInt64) {
     let raw = records[cpu.rawValue].acknowledgement.load(ordering: .acquiring)
-    return (StopMechanism(rawValue: raw) ?? .none, records[cpu.rawValue].acknowledgedAt.load(ordering: .relaxed))
+    guard raw != 0 && raw >> 8 == generation.load(ordering: .relaxed) & 0xFF_FFFF else { return (.none, 0) }
+    return (
+      StopMechanism(rawValue: UInt8(truncatingIfNeeded: raw)) ?? .none,
+      records[cpu.rawValue].acknowledgedAt.load(ordering: .relaxed)
+    )
   }
 
   // MARK: The stopped CPU
@@ -417,17 +440,29 @@ public final class SendStop<Platform: SendStopPlatform> {
     isInProgress && records[cpu.rawValue].nmiRequested.load(ordering: .acquiring)
   }
 
-  /// `cpu` enters its stop path; false if it had already (the stop vector's handler is
-  /// running, and now an NMI came too: the NMI leaves it be). Relaxed: the CPU's own.
+  /// `cpu` enters the path of the stop in progress; false if no stop is in progress,
+  /// or if it had entered this one already (the stop vector's handler is running, and
+  /// now an NMI came too: the NMI leaves it be).
+  ///
+  /// The generation is read before the in-progress flag: a CPU that comes late to a
+  /// rehearsal that has ended either finds no stop in progress or enters the ended
+  /// rehearsal's generation, whose acknowledgement no later stop counts. Acquire pairs
+  /// with the release in `endRehearsal`.
   public func enter(_ cpu: CPUIndex) -> Bool {
-    !records[cpu.rawValue].entered.exchange(true, ordering: .relaxed)
+    let ticket = (generation.load(ordering: .acquiring) & 0xFF_FFFF) + 1
+    guard isInProgress else { return false }
+    // Relaxed: the CPU's own record.
+    return records[cpu.rawValue].entered.exchange(ticket, ordering: .relaxed) != ticket
   }
 
-  /// `cpu`'s acknowledgement: its last side effect is done and it will only halt from
-  /// now on. Release: pairs with the acquire in `isAcknowledged`.
+  /// `cpu`'s acknowledgement of the stop it entered: its last side effect is done and
+  /// it will only halt from now on. Release: pairs with the acquire in `isAcknowledged`.
   public func acknowledge(_ cpu: CPUIndex, _ mechanism: StopMechanism) {
+    let ticket = records[cpu.rawValue].entered.load(ordering: .relaxed)
+    let stopGeneration = ticket == 0 ? generation.load(ordering: .relaxed) & 0xFF_FFFF : ticket - 1
     records[cpu.rawValue].acknowledgedAt.store(Platform.nanoseconds(), ordering: .relaxed)
-    records[cpu.rawValue].acknowledgement.store(mechanism.rawValue, ordering: .releasing)
+    records[cpu.rawValue].acknowledgement.store(
+      stopGeneration << 8 | UInt32(mechanism.rawValue), ordering: .releasing)
   }
 
   /// For a starting AP just before it tries to go online: whether it must park

@@ -87,11 +87,15 @@ enum SMPStop {
 
   /// For a CPU that called a stop and lost to another CPU's, or panicked during a crash
   /// stop: stops it, with the registers of `frame` if it has one.
+  /// A CPU that panics while another CPU's report is being written waits (at most 5 s)
+  /// for that CPU's crash stop to begin, so that its registers are the ones of its own
+  /// crash; without a stop, it only parks.
   static func stopThisCPU(_ mechanism: StopMechanism, frame: UnsafeMutablePointer<InterruptFrame>?) -> Never {
     CPUInstructions.disableInterrupts()
-    guard let stop = instance, PerCPU.currentCPU.isKnown, stop.enter(PerCPU.currentCPU) else {
-      Idle.parkForever()
-    }
+    guard let stop = instance, PerCPU.currentCPU.isKnown else { Idle.parkForever() }
+    let start = Clock.nanoseconds()
+    while !stop.isInProgress && Clock.nanoseconds() &- start < 5_000_000_000 { CPUInstructions.pause() }
+    guard stop.enter(PerCPU.currentCPU) else { Idle.parkForever() }
     stopHere(mechanism, frame: frame)
   }
 

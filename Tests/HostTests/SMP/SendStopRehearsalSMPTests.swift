@@ -47,10 +47,11 @@ extension SMPTests {
 
     /// CPU 1 takes a rehearsal's vector but acknowledges only after the rehearsal gave
     /// up on it (40 ms, against one 10 ms attempt) and ended, as `SMPStop.rehearse` ends
-    /// it at once. Its acknowledgement lands after `endRehearsal` cleared the records and
-    /// stays. The real stop that follows (CPU 1 now hung, taking nothing) must still send
-    /// it the stop and report it; today it counts CPU 1 as acknowledged from the start,
-    /// makes no attempt, and returns with nothing failed while CPU 1 runs on.
+    /// it at once. The real stop that follows (CPU 1 now hung, taking nothing) must still
+    /// send it the stop and report it. Before acknowledgements carried their stop's
+    /// generation, the late one outlived `endRehearsal`: the real stop counted CPU 1 as
+    /// acknowledged from the start, made no attempt, and returned with nothing failed
+    /// while CPU 1 ran on.
     @Test func aLateRehearsalAcknowledgementDoesNotStopACPUForTheRealStop() {
       FakeSendStopMachine.with(
         cpus: 2, settings: .init(attempts: 1, timeoutNanoseconds: 10_000_000)
@@ -71,10 +72,8 @@ extension SMPTests {
         cpu.isStuck.store(true, ordering: .relaxed)
         guard let outcome = machine.stopOthers() else { return }
         #expect(outcome.running == FakeSendStopMachine.set(1))
-        withKnownIssue("a rehearsal's late acknowledgement outlives endRehearsal") {
-          #expect(outcome.attempts == 1, "late acknowledgement \(late.name); \(machine.stateReport)")
-          #expect(outcome.failed == FakeSendStopMachine.set(1), "CPU 1 was neither stopped nor reported")
-        }
+        #expect(outcome.attempts == 1, "late acknowledgement \(late.name); \(machine.stateReport)")
+        #expect(outcome.failed == FakeSendStopMachine.set(1), "CPU 1 was neither stopped nor reported")
       }
     }
 

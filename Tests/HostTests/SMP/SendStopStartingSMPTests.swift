@@ -207,9 +207,10 @@ extension SMPTests {
     /// CPU 1 (it waits for attempt 1 to end, so that the stop has seen CPU 2 dead).
     /// The stop's promise (CPULifecycle.swift: `stopped` is final; "no CPU can start, or
     /// finish starting, once a stop has looked at it") needs either the start refused or
-    /// CPU 2 waited for while a STARTUP may have reached it. Neither holds today: the
-    /// claim leaves a running CPU as it is, `reportDead` takes it to `dead`, and the stop
-    /// returns with nothing failed while CPU 2 is `starting` with a STARTUP on its way.
+    /// CPU 2 waited for while a STARTUP may have reached it. Before the stop claimed a
+    /// CPU it found dead, neither held: the stop returned with nothing failed while CPU 2
+    /// was `starting` with a STARTUP on its way. Now the claim comes first, and the
+    /// restart is refused.
     @Test func aCPUFoundDeadCannotBeStartedAgainBehindTheStop() {
       FakeSendStopMachine.with(
         states: [.online, .online, .dying], settings: Settings(attempts: 2, timeoutNanoseconds: 50_000_000)
@@ -232,12 +233,10 @@ extension SMPTests {
         }
         guard busy.pollUntil(1), let outcome = machine.stopOthers() else { return }
         #expect(machine.acknowledgement(of: 1) == .nmi, "\(machine.stateReport)")
-        withKnownIssue("SendStop resolves a running CPU found dead without claiming it") {
-          let waitedFor = outcome.failed.contains(CPUIndex(2))
-          #expect(
-            restarted.value == false || waitedFor, "CPU 2 started behind the stop; \(machine.stateReport)")
-          #expect(machine.state(of: 2) == .stopped)
-        }
+        let waitedFor = outcome.failed.contains(CPUIndex(2))
+        #expect(
+          restarted.value == false || waitedFor, "CPU 2 started behind the stop; \(machine.stateReport)")
+        #expect(machine.state(of: 2) == .stopped)
       }
     }
 
