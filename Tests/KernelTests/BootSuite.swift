@@ -121,8 +121,11 @@ enum BootSuite {
     return .pass
   }
 
-  /// How long an idle AP may take to run a thread started for it, in ms.
-  static let wakeBoundMilliseconds: UInt64 = 500
+  /// How long an idle AP may take to run a thread started for it, in ms: a liveness
+  /// bound (a wake-up lost for good), not a speed target. 500 ms was exceeded once at
+  /// 288 vCPUs under nested KVM with a second QEMU on the host (642 ms); the slowest
+  /// figure is reported either way.
+  static let wakeBoundMilliseconds: UInt64 = 2000
 
   /// Each AP, idle in `hlt`, wakes for a thread started from CPU 0 (the wake-up's
   /// reschedule IPI) and runs it, on that CPU, within `wakeBoundMilliseconds`; one AP
