@@ -254,3 +254,117 @@ struct StopBenchTests {
     #expect(!BenchTable.render(BenchPool().figures, notes: []).contains("Linux"))
   }
 }
+
+@Suite("Bench: send-stop figures")
+struct SendStopBenchTests {
+  /// The send-stop figures as a bench boot at `vcpus` prints them, beside the floors:
+  /// each figure's samples are its vCPU count times a fixed factor, and a p99-sized
+  /// outlier.
+  private func boot(vcpus: Int) -> String {
+    let figures: [(String, UInt64)] = [
+      ("cacheline_rtt", 100), ("ipi_rtt_idle", 10_000), ("ipi_rtt_busy", 5_000),
+      ("sendstop_idle", 5_000), ("sendstop_busy", 2_500), ("sendstop_wedged", 1_300_000),
+      ("nmi_latency", 1_000),
+    ]
+    return figures.map { metric, value in
+      "bench \(metric) ns \(value * UInt64(vcpus)) \(value * UInt64(vcpus)) \(value * UInt64(vcpus) * 2)\n"
+    }.joined()
+  }
+
+  @Test func sendStopTakesTheIPIFloorOfItsStateAndTheWedgedOneTheCacheLine() {
+    #expect(BenchFloor.metric(for: "sendstop_idle") == "ipi_rtt_idle")
+    #expect(BenchFloor.metric(for: "sendstop_busy") == "ipi_rtt_busy")
+    #expect(
+      BenchFloor.metric(for: "sendstop_wedged") == "cacheline_rtt", "timeout plus NMI: no floor of its shape")
+    #expect(BenchFloor.metric(for: "nmi_latency") == "cacheline_rtt")
+    #expect(BenchFloor.baseMetric("sendstop_busy") == "sendstop")
+    #expect(BenchFloor.baseMetric("sendstop_wedged") == "sendstop_wedged")
+  }
+
+  @Test func linuxTargetsAndGoalsByMetricAndVCPUCount() {
+    func target(_ metric: String, _ vcpus: Int) -> UInt64? {
+      LinuxTarget.nanoseconds(for: metric, vcpus: vcpus, unit: "ns")
+    }
+    func goal(_ metric: String, _ vcpus: Int, _ unit: String = "ns") -> UInt64? {
+      LinuxTarget.goal(for: metric, vcpus: vcpus, unit: unit)
+    }
+    #expect(target("sendstop_idle", 8) == 600_000 && target("sendstop_busy", 8) == 600_000)
+    #expect(goal("sendstop_idle", 8) == 70_000 && goal("sendstop_busy", 8) == 70_000)
+    #expect(target("sendstop_idle", 4) == nil && goal("sendstop_busy", 64) == nil)
+    #expect(target("sendstop_wedged", 2) == 1_000_000_000 && target("sendstop_wedged", 64) == 1_000_000_000)
+    #expect(goal("sendstop_wedged", 2) == 20_000_000 && goal("sendstop_wedged", 64) == 20_000_000)
+    #expect(goal("sendstop_wedged", 1) == nil && goal("sendstop_wedged", 8, "us") == nil)
+    #expect(target("nmi_latency", 8) == nil && goal("nmi_latency", 8) == nil)
+    #expect(goal("stop_machine", 8) == nil, "a target relative to Linux's only has no goal")
+  }
+
+  @Test func pooledAtEveryDefaultVCPUCountWithFloorsTargetsAndGoals() {
+    let counts = [2, 4, 8, 16, 64]
+    let (pool, failed) = BenchRun.run(vcpus: counts, boots: 2, sink: { _ in }) { config in
+      record(boot(vcpus: Int(config.smp)!))
+    }
+    #expect(failed == 0)
+    let figures = pool.figures
+    func figure(_ vcpus: Int, _ metric: String) -> BenchFigure? {
+      figures.first { $0.vcpus == vcpus && $0.metric == metric }
+    }
+    for vcpus in counts {
+      for metric in ["sendstop_idle", "sendstop_busy", "sendstop_wedged", "nmi_latency"] {
+        #expect(figure(vcpus, metric)?.n == 6, "\(metric) at \(vcpus)")
+      }
+    }
+    // Median x*vcpus, p99 2x*vcpus; the floors are medians too.
+    #expect(figure(4, "sendstop_idle")?.floor == "ipi_rtt_idle")
+    #expect(figure(4, "sendstop_idle")?.floorRatio == 0.5)
+    #expect(figure(4, "sendstop_busy")?.floor == "ipi_rtt_busy")
+    #expect(figure(4, "sendstop_busy")?.floorRatio == 0.5)
+    #expect(figure(16, "nmi_latency")?.floorRatio == 10)
+    #expect(figure(8, "sendstop_wedged")?.floor == "cacheline_rtt")
+    // 8 vCPUs: idle 40 us (p99 80 us) against Linux's 0.6 ms and the 70 us goal.
+    let idle8 = figure(8, "sendstop_idle")
+    #expect(idle8?.median == 40_000 && idle8?.p99 == 80_000)
+    #expect(idle8?.linuxTarget == 600_000 && idle8?.linuxRatio == 40_000.0 / 600_000)
+    #expect(idle8?.goal == 70_000 && idle8?.goalRatio == 80_000.0 / 70_000)
+    #expect(figure(8, "sendstop_busy")?.goalRatio == 40_000.0 / 70_000)
+    #expect(figure(2, "sendstop_idle")?.goal == nil && figure(64, "sendstop_busy")?.linuxTarget == nil)
+    // Wedged at 2 vCPUs: 2.6 ms, p99 5.2 ms, against 1 s and 20 ms; at 16: p99 41.6 ms.
+    #expect(figure(2, "sendstop_wedged")?.linuxRatio == 2_600_000.0 / 1_000_000_000)
+    #expect(figure(2, "sendstop_wedged")?.goalRatio == 5_200_000.0 / 20_000_000)
+    #expect(figure(16, "sendstop_wedged")?.goalRatio == 41_600_000.0 / 20_000_000)
+    #expect(figure(8, "nmi_latency")?.goal == nil && figure(8, "nmi_latency")?.linuxTarget == nil)
+  }
+
+  @Test func tableAndJSONShowTheGoals() throws {
+    var pool = BenchPool()
+    pool.add(SerialLog(boot(vcpus: 8)), vcpus: 8)
+    let table = BenchTable.render(pool.figures, notes: ["n"])
+    #expect(
+      table.contains("  sendstop_idle    ns         3       40000       80000     0.50  ipi_rtt_idle\n"))
+    // 10.4 ms over a 800 ns cache line: no decimals from 1000 up, so the column holds.
+    #expect(
+      table.contains("  sendstop_wedged  ns         3    10400000    20800000    13000  cacheline_rtt\n"))
+    #expect(BenchTable.ratioText(999.994) == "999.99" && BenchTable.ratioText(431_120.44) == "431120")
+    #expect(table.contains("      8  sendstop_idle    ns         40000      600000     0.07\n"))
+    #expect(table.contains("\nGoal (p99 / goal; at most 1 is met)\n"))
+    #expect(table.contains("  vcpus  metric           unit      median         p99        goal  p99/goal\n"))
+    #expect(table.contains("      8  sendstop_idle    ns         40000       80000       70000      1.14\n"))
+    #expect(table.contains("      8  sendstop_busy    ns         20000       40000       70000      0.57\n"))
+    #expect(table.contains("      8  sendstop_wedged  ns      10400000    20800000    20000000      1.04\n"))
+    #expect(!table.contains("      8  nmi_latency      ns         8000"), "no target, no goal line")
+    #expect(table.contains("1.04\n\nnote: n\n"), "goals come after the Linux block, before the notes")
+    let report = BenchReport(qemu: "q", date: "d", results: pool.figures)
+    let object = try JSONSerialization.jsonObject(with: try report.json()) as? [String: Any]
+    let results = object?["results"] as? [[String: Any]] ?? []
+    let wedged = results.first { $0["metric"] as? String == "sendstop_wedged" }
+    #expect(wedged?["goal_ns"] as? Int == 20_000_000)
+    #expect(wedged?["goal_p99_ratio"] as? Double == 20_800_000.0 / 20_000_000)
+    #expect(wedged?["linux_target_ns"] as? Int == 1_000_000_000)
+    let nmi = results.first { $0["metric"] as? String == "nmi_latency" }
+    #expect(nmi?["goal_ns"] == nil && nmi?["goal_p99_ratio"] == nil)
+    #expect(try JSONDecoder().decode(BenchReport.self, from: report.json()) == report)
+    // Without goals the table has no goal block.
+    var stopOnly = BenchPool()
+    stopOnly.add(SerialLog("bench stop_machine ns 1000\n"), vcpus: 2)
+    #expect(!BenchTable.render(stopOnly.figures, notes: []).contains("Goal"))
+  }
+}

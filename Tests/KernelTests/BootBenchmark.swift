@@ -25,6 +25,7 @@ enum BootBenchmark {
       CallBenchmark.run()
       SchedBenchmark.run()
       StopBenchmark.run()
+      SendStopBenchmark.run()
     } else {
       log("bench-note one CPU online: no bring-up or cache-line figures")
     }

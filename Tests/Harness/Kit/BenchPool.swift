@@ -86,7 +86,8 @@ public struct BenchPool: Sendable {
       return BenchFigure(
         vcpus: key.vcpus, metric: key.metric, unit: unit, summary: summary,
         floorRatio: ratio, floor: ratio == nil ? nil : floor,
-        linuxTarget: LinuxTarget.nanoseconds(for: key.metric, vcpus: key.vcpus, unit: unit))
+        linuxTarget: LinuxTarget.nanoseconds(for: key.metric, vcpus: key.vcpus, unit: unit),
+        goal: LinuxTarget.goal(for: key.metric, vcpus: key.vcpus, unit: unit))
     }
   }
 
@@ -109,6 +110,8 @@ public struct BenchPool: Sendable {
 ///   `ipi_rtt_busy` or `ipi_rtt_idle`.
 /// - The stopper round trips `stop_one_remote` and `stop_two` printed without a state:
 ///   `ipi_rtt_idle` (see `idleUnlessStated`).
+/// - `smp_send_stop`'s `sendstop_idle` and `sendstop_busy`: as the calls to every other
+///   CPU, `ipi_rtt_idle` and `ipi_rtt_busy`.
 /// - `bringup_total`: `bringup_floor`.
 /// - Everything else, the IPI floors included: `cacheline_rtt`.
 public enum BenchFloor {
@@ -124,7 +127,9 @@ public enum BenchFloor {
   /// wakes the sleeping caller (an IPI back): the IPI round trip's shape, plus the
   /// switches into and out of the stopper, which is what the ratio shows. `stop_two`
   /// is the same with the two-CPU state machine in the middle. `async_latency_*` is
-  /// one-way and stays on the cache line.
+  /// one-way and stays on the cache line. `sendstop_idle` and `sendstop_busy` (a
+  /// rehearsed `smp_send_stop`) have `call_others`' shape: one IPI to every other CPU,
+  /// each answering through a cache line the caller spins on.
   ///
   /// The rest of the stop figures stay on the cache line, for want of an honest
   /// floor of their shape: `stop_one_self` sends no IPI (the caller's own stopper
@@ -133,9 +138,11 @@ public enum BenchFloor {
   /// IPI round trip would understate it and nothing measured here is N of them;
   /// `stop_machine_irqoff` (interrupts off, from DISABLE_IRQ to leaving) is nothing
   /// but those acknowledgements; `cpu_down` and `cpu_up` bring one CPU down or up, and
-  /// `bringup_floor` is all of them at once. Their yardstick is the Linux target
-  /// (`LinuxTarget`).
-  public static let ipiBasedPrefixes = ["call_", "stop_one_remote", "stop_two"]
+  /// `bringup_floor` is all of them at once. `sendstop_wedged` is by design the first
+  /// attempt's timeout and then an NMI's round (`nmi_latency`, itself a floor-like
+  /// figure on the cache line): no floor of that shape either. Their yardstick is the
+  /// Linux target and the goal (`LinuxTarget`).
+  public static let ipiBasedPrefixes = ["call_", "stop_one_remote", "stop_two", "sendstop_"]
   /// IPI-based figures the kernel may print without a target state; they are then
   /// measured with the target idle in `hlt`, as a bench boot leaves every CPU but the
   /// caller unless a figure says `_busy`, so their floor is `ipi_rtt_idle`. (A plain

@@ -30,18 +30,25 @@ public struct BenchFigure: Codable, Equatable, Sendable {
   public var linuxTarget: UInt64?
   /// The median over `linuxTarget`: below 1, faster than Linux; nil without a target.
   public var linuxRatio: Double?
+  /// The goal for the same operation at the same vCPU count, in nanoseconds
+  /// (`LinuxTarget.goal`); nil where there is none.
+  public var goal: UInt64?
+  /// The p99 over `goal`: at most 1, the goal is met; nil without a goal.
+  public var goalRatio: Double?
 
   private enum CodingKeys: String, CodingKey {
     case vcpus, metric, unit, n, median, p99, min, max, floor
     case floorRatio = "floor_ratio"
     case linuxTarget = "linux_target_ns"
     case linuxRatio = "linux_ratio"
+    case goal = "goal_ns"
+    case goalRatio = "goal_p99_ratio"
   }
 
   /// Creates a figure from a summary.
   public init(
     vcpus: Int, metric: String, unit: String, summary: Statistics.Summary, floorRatio: Double?,
-    floor: String? = nil, linuxTarget: UInt64? = nil
+    floor: String? = nil, linuxTarget: UInt64? = nil, goal: UInt64? = nil
   ) {
     self.vcpus = vcpus
     self.metric = metric
@@ -55,6 +62,8 @@ public struct BenchFigure: Codable, Equatable, Sendable {
     self.floor = floor
     self.linuxTarget = linuxTarget
     linuxRatio = linuxTarget.flatMap { $0 > 0 ? Double(summary.median) / Double($0) : nil }
+    self.goal = goal
+    goalRatio = goal.flatMap { $0 > 0 ? Double(summary.p99) / Double($0) : nil }
   }
 }
 
@@ -86,7 +95,8 @@ public struct BenchReport: Codable, Equatable, Sendable {
 public enum BenchTable {
   /// One block per vCPU count, one row per metric (unit, n, median, p99, ratio to its
   /// floor, the floor's name), then the figures that have a Linux 6.1 target beside it
-  /// (`LinuxTarget`), then the kernel's notes, each once.
+  /// (`LinuxTarget`), then those with a goal of the issue's, then the kernel's notes,
+  /// each once.
   /// - Parameters:
   ///   - figures: The figures, ordered by vCPU count.
   ///   - notes: Distinct `bench-note` texts.
@@ -104,13 +114,14 @@ public enum BenchTable {
           + left("unit", unitWidth) + right("n", 8) + right("median", 12) + right("p99", 12)
           + right("/floor", 9) + "  floor\n"
       }
-      let ratio = figure.floorRatio.map { String(format: "%.2f", $0) } ?? "-"
+      let ratio = figure.floorRatio.map(ratioText) ?? "-"
       text +=
         "  " + left(figure.metric, metricWidth) + "  " + left(figure.unit, unitWidth)
         + right("\(figure.n)", 8) + right("\(figure.median)", 12) + right("\(figure.p99)", 12)
         + right(ratio, 9) + "  " + (figure.floor ?? "-") + "\n"
     }
     text += linuxSection(figures)
+    text += goalSection(figures)
     if !notes.isEmpty { text += "\n" }
     for note in notes {
       text += "note: \(note)\n"
@@ -129,13 +140,41 @@ public enum BenchTable {
       + left("metric", metricWidth) + "  " + left("unit", 4) + right("median", 12)
       + right("target", 12) + right("/target", 9) + "\n"
     for figure in targeted {
-      let ratio = figure.linuxRatio.map { String(format: "%.2f", $0) } ?? "-"
+      let ratio = figure.linuxRatio.map(ratioText) ?? "-"
       text +=
         "  " + right("\(figure.vcpus)", 5) + "  " + left(figure.metric, metricWidth) + "  "
         + left(figure.unit, 4) + right("\(figure.median)", 12)
         + right("\(figure.linuxTarget ?? 0)", 12) + right(ratio, 9) + "\n"
     }
     return text
+  }
+
+  /// The figures that have a goal, one line each: median, p99, goal, p99 over goal.
+  /// - Returns: The block, or "" when no figure has a goal.
+  static func goalSection(_ figures: [BenchFigure]) -> String {
+    let targeted = figures.filter { $0.goal != nil }
+    guard !targeted.isEmpty else { return "" }
+    let metricWidth = Swift.max(6, targeted.map(\.metric.count).max() ?? 0)
+    var text =
+      "\nGoal (p99 / goal; at most 1 is met)\n  " + right("vcpus", 5) + "  "
+      + left("metric", metricWidth) + "  " + left("unit", 4) + right("median", 12)
+      + right("p99", 12) + right("goal", 12) + right("p99/goal", 10) + "\n"
+    for figure in targeted {
+      let ratio = figure.goalRatio.map(ratioText) ?? "-"
+      text +=
+        "  " + right("\(figure.vcpus)", 5) + "  " + left(figure.metric, metricWidth) + "  "
+        + left(figure.unit, 4) + right("\(figure.median)", 12) + right("\(figure.p99)", 12)
+        + right("\(figure.goal ?? 0)", 12) + right(ratio, 10) + "\n"
+    }
+    return text
+  }
+
+  /// A ratio as the table prints it: two decimals, or none from 1000 up (a figure
+  /// against the cache-line floor can be 10^5 times it, and must fit its column).
+  /// - Parameter ratio: The ratio.
+  /// - Returns: Its text.
+  public static func ratioText(_ ratio: Double) -> String {
+    String(format: ratio >= 1000 ? "%.0f" : "%.2f", ratio)
   }
 
   private static func left(_ text: String, _ width: Int) -> String {
