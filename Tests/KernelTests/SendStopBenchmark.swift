@@ -5,11 +5,10 @@ import Synchronization
 /// A real stop is final, so every figure is a rehearsal (`SMPStop.rehearse`): the same
 /// path as `smp_send_stop` (claims, stop vector, NMI on the second attempt, the wait for
 /// every acknowledgement), after which the stopped CPUs go back to what they were
-/// doing. One difference: a CPU that has acknowledged a rehearsal spins until the
-/// rehearsal ends (`SendStop.acknowledgeRehearsal`), where a real stop halts it. Under
-/// TCG each PAUSE of that spin leaves the translated code and takes QEMU's big lock,
-/// and with more vCPUs than host cores the spinners hold the cores: from 4 vCPUs on the
-/// figures are the rehearsal's, far above a real stop's (docs/benchmarks.md). The
+/// doing. One difference: a CPU that has acknowledged a rehearsal returns at once to
+/// what it was doing (`SendStop.acknowledgeRehearsal`), where a real stop halts it (a
+/// first version made it spin until the rehearsal ended; under TCG the spinners held
+/// the host's cores and the figures from 4 vCPUs on were the rehearsal's: 4-57 ms). The
 /// caller is `main` on CPU 0; a sample is the outcome's own time, claim to the end of
 /// the wait.
 ///
@@ -23,11 +22,8 @@ import Synchronization
 enum SendStopBenchmark {
   typealias Budget = StopBenchmark.Budget
 
-  /// Measured under TCG on the 2-core host: at 2 vCPUs a rehearsal takes tens of
-  /// microseconds, a wedged one the first attempt's timeout (10 ms) and the NMI's
-  /// round; from 4 vCPUs on, with the acknowledged CPUs spinning, milliseconds to a
-  /// second, so the budgets rule there. With every budget spent, a boot's figures take
-  /// under 10 s of its bound (60 s plus 4 s a vCPU).
+  /// Budgets per figure: a boot's figures take under 10 s of its bound (60 s plus 4 s a
+  /// vCPU) however slow the host.
   static let idle = Budget(samples: 200, milliseconds: 2_000)
   static let busy = Budget(samples: 200, milliseconds: 3_000)
   static let wedged = Budget(samples: 20, milliseconds: 1_500)
