@@ -55,6 +55,20 @@ public protocol SendStopPlatform: SMPPlatform {
   /// The running CPU stops itself for good, acknowledging with `mechanism`: a caller
   /// that lost the race to another. Never returns.
   static func stopThisCPU(_ mechanism: StopMechanism) -> Never
+  /// Benchmarks only (a rehearsal's stopped CPU until the rehearsal ends): waits,
+  /// interrupts off, while the byte at `flag` is not 0, giving the host core away if the
+  /// platform can; returns within a bound even if nobody ends it. As
+  /// `StopPlatform.waitWithInterruptsOff(whileNonZero:)`.
+  static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer)
+  /// Ends `cpu`'s `waitWithInterruptsOff`, whose flag the caller has just cleared.
+  static func endWaitWithInterruptsOff(on cpu: CPUIndex)
+}
+
+extension SendStopPlatform {
+  /// A platform that cannot sleep with interrupts off spins.
+  public static func waitWithInterruptsOff(whileNonZero flag: UnsafeRawPointer) { relax() }
+  /// Nothing to end: the waiter spins.
+  public static func endWaitWithInterruptsOff(on cpu: CPUIndex) {}
 }
 
 /// One CPU's part in the stop: its acknowledgement and what the stopping CPU did to it.
@@ -147,6 +161,9 @@ public final class SendStop<Platform: SendStopPlatform> {
   public let cpuCount: Int
   public let settings: Settings
   private let records: UnsafeMutablePointer<SendStopRecord>
+  /// Per CPU: 1 while a rehearsal's stopped CPU waits with interrupts off for the
+  /// rehearsal's end (a separate array: the platform is handed the byte's address).
+  private let rehearsalWaiters: UnsafeMutablePointer<Atomic<UInt8>>
   /// 0 until the first caller claims the stop; then its CPU index + 1 (or -1 - APIC-less
   /// caller: any negative value for a CPU without an index).
   private let owner = Atomic<Int>(0)
@@ -169,11 +186,15 @@ public final class SendStop<Platform: SendStopPlatform> {
     self.settings = settings
     records = .allocate(capacity: cpuCount)
     for cpu in 0..<cpuCount { (records + cpu).initialize(to: SendStopRecord()) }
+    rehearsalWaiters = .allocate(capacity: cpuCount)
+    for cpu in 0..<cpuCount { (rehearsalWaiters + cpu).initialize(to: Atomic<UInt8>(0)) }
   }
 
   deinit {
     records.deinitialize(count: cpuCount)
     records.deallocate()
+    rehearsalWaiters.deinitialize(count: cpuCount)
+    rehearsalWaiters.deallocate()
   }
 
   // MARK: The stopping CPU
@@ -268,28 +289,37 @@ public final class SendStop<Platform: SendStopPlatform> {
 
   // MARK: Rehearsal (benchmarks only)
 
-  /// Benchmark only: the stop's whole path up to the acknowledgements, but a stopped
-  /// CPU then returns to what it was doing, and CPUs that are not running are only
-  /// looked at, not claimed. Nothing is logged. Call with interrupts off, then
-  /// `endRehearsal` once done with the outcome.
+  /// Benchmark only: the stop's whole path up to the acknowledgements, but CPUs that
+  /// are not running are only looked at, not claimed, nothing is logged, and a stopped
+  /// CPU waits for `endRehearsal` instead of halting for good, then returns to what it
+  /// was doing. Call with interrupts off, then `endRehearsal` once done with the outcome.
   ///
-  /// A stopped CPU does not wait for the rehearsal's end: waiters that spin would take
-  /// the host's cores from the CPUs still to be stopped (measured at 4 vCPUs on two
-  /// cores: 7-75 ms a rehearsal, against ~0.3 ms for the real stop, whose CPUs halt).
+  /// A stopped CPU waits as a real stop's would halt, without holding its core
+  /// (`waitWithInterruptsOff`): waiters that spin took the host's cores from the CPUs
+  /// still to be stopped (measured at 8 vCPUs on two cores: 16-17 ms a rehearsal to idle
+  /// CPUs; ~0.1 ms with CPUs that return at once, which still overstates a stop of busy
+  /// CPUs: theirs spin again at once).
   public func rehearse(_ reason: SendStopReason) -> SendStopOutcome? {
     run(reason, rehearsal: true, caller: Platform.currentCPU)
   }
 
   /// Ends a rehearsal: no stop in progress, a new generation (an acknowledgement of
-  /// this rehearsal that comes late counts for nothing), and the claim released.
+  /// this rehearsal that comes late counts for nothing), the waiting CPUs woken, and
+  /// the claim released.
   public func endRehearsal() {
     precondition(isRehearsal, "endRehearsal without a rehearsal")
     for cpu in 0..<cpuCount { records[cpu].nmiRequested.store(false, ordering: .relaxed) }
     finished.store(false, ordering: .relaxed)
     inProgress.store(false, ordering: .sequentiallyConsistent)
-    // Release: the flag is down before the new generation shows; pairs with the acquire
-    // in `enter`.
-    generation.wrappingAdd(1, ordering: .releasing)
+    // Sequentially consistent: the flag is down before the new generation shows (pairs
+    // with the acquire in `enter`), and against a waiter's flag store then look at the
+    // generation in `acknowledgeRehearsal`: either it sees the new generation, or this
+    // sees its flag and wakes it.
+    generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
+    for cpu in 0..<cpuCount
+    where rehearsalWaiters[cpu].compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
+      Platform.endWaitWithInterruptsOff(on: CPUIndex(cpu))
+    }
     rehearsing.store(false, ordering: .relaxed)
     owner.store(0, ordering: .releasing)
   }
@@ -300,9 +330,25 @@ public final class SendStop<Platform: SendStopPlatform> {
   /// Whether the stop in progress is a rehearsal.
   public var isRehearsal: Bool { rehearsing.load(ordering: .relaxed) }
 
-  /// For a CPU stopped by a rehearsal: acknowledges and returns at once.
+  /// For a CPU stopped by a rehearsal: acknowledges, then waits with interrupts off
+  /// until the rehearsal ends (at most 5 s), and returns. A CPU stopped by NMI returns
+  /// at once: it was spinning with interrupts off, and goes back to it.
   public func acknowledgeRehearsal(_ cpu: CPUIndex, _ mechanism: StopMechanism) {
+    let mine = records[cpu.rawValue].entered.load(ordering: .relaxed) &- 1
     acknowledge(cpu, mechanism)
+    guard mechanism == .vector else { return }
+    let flag = rehearsalWaiters + cpu.rawValue
+    let start = Platform.nanoseconds()
+    while generation.load(ordering: .sequentiallyConsistent) & 0xFF_FFFF == mine
+      && Platform.nanoseconds() &- start < 5_000_000_000
+    {
+      // Sequentially consistent: see `endRehearsal`.
+      flag.pointee.store(1, ordering: .sequentiallyConsistent)
+      if generation.load(ordering: .sequentiallyConsistent) & 0xFF_FFFF == mine {
+        Platform.waitWithInterruptsOff(whileNonZero: UnsafeRawPointer(flag))
+      }
+      flag.pointee.store(0, ordering: .relaxed)
+    }
   }
 
   private let rehearsing = Atomic<Bool>(false)

@@ -65,7 +65,7 @@ enum SendStopBenchmark {
       "bench-note sendstop_wedged: the last online CPU spins in a call handler, interrupts off, the rest idle in hlt; stop vector, \(timeoutMicroseconds) us timeout, then NMI; total time"
     )
     log(
-      "bench-note sendstop_*: a CPU that acknowledged a rehearsal spins until it ends (a real stop halts it): with more vCPUs than host cores it holds a core the later CPUs need"
+      "bench-note sendstop_*: a CPU that acknowledged a rehearsal returns at once to what it was doing (a real stop halts it)"
     )
     log(
       "bench-note nmi_latency: one-way, IPI.sendNMI on CPU 0 to the NMI handler's TSC stamp on CPU \(partner.rawValue), target idle in hlt"

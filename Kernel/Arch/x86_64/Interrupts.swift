@@ -94,11 +94,11 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
 /// by reason, in this order:
 /// - **stop / crash stop**: `smp_send_stop`'s later attempts (SMPStop.handleNMI); the
 ///   CPU stops there and never returns;
-/// - **test**: the `ipi` and `sendstop` suites' handler, when installed;
+/// - **stop wake-up**: the end of a quiet wait in a multi-CPU stop or a rehearsed
+///   `smp_send_stop` (`X86_64Platform.endWaitWithInterruptsOff`);
+/// - **test**: the `ipi` suite's and the benchmarks' handler, when installed;
 /// - **backtrace**: another CPU asked where this one is (`showWhereStuck`);
-/// - **stop wake-up**: the end of a quiet wait in a multi-CPU stop
-///   (`X86_64Platform.endWaitWithInterruptsOff`), or the NMI watchdog's tick during one
-///   (NMIWatchdog.swift);
+/// - **watchdog**: the NMI watchdog's tick during a quiet wait (NMIWatchdog.swift);
 /// - **unknown**: reported with where it came in.
 ///
 /// The handler never faults and takes no lock: an exception inside it would end with
@@ -118,6 +118,12 @@ enum NMI {
       frame.pointee.rip = X86_64Platform.quietWaitWindow.lowerBound
     }
     if SMPStop.handleNMI(frame) { return }
+    // Acquire pairs with the sender's release: a stop wake-up, expected.
+    if PerCPU.currentCPU.isKnown && PerCPU.current.pointee.stopWakeNMIs.load(ordering: .acquiring) > 0 {
+      PerCPU.current.pointee.stopWakeNMIs.wrappingAdd(-1, ordering: .relaxed)
+      if NMIWatchdog.isAvailable { NMIWatchdog.acknowledge() }  // a tick may have merged with it
+      return
+    }
     if let handler = testOnlyHandler {
       handler()
       return
@@ -133,12 +139,6 @@ enum NMI {
         log(
           "nmi: CPU \(block.pointee.cpu) APIC: PPR \(hex: UInt64(LocalAPIC.read(.processorPriority))), ISR 0xE0-0xFF \(hex: UInt64(LocalAPIC.read(.inService7))), IRR 0xE0-0xFF \(hex: UInt64(LocalAPIC.read(.interruptRequest7)))"
         )
-      }
-      // Acquire pairs with the sender's release: a stop wake-up, expected.
-      if block.pointee.stopWakeNMIs.load(ordering: .acquiring) > 0 {
-        block.pointee.stopWakeNMIs.wrappingAdd(-1, ordering: .relaxed)
-        if NMIWatchdog.isAvailable { NMIWatchdog.acknowledge() }  // a tick may have merged with it
-        return
       }
       // The watchdog's tick, while this CPU takes it or soon after (1 s: a vCPU may be
       // descheduled between taking the NMI into its pending latch and handling it).
