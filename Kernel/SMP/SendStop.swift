@@ -152,10 +152,11 @@ public final class SendStop<Platform: SendStopPlatform> {
     }
   }
 
-  /// The default wait of each attempt: 10 ms, from measurement (docs/send-stop.md): an
-  /// idle or busy CPU under TCG at 8 vCPUs on two host cores answers the stop vector
-  /// within ~1 ms at p99, so 10 ms leaves a factor of ten, and a CPU with interrupts
-  /// off is stopped by NMI ~10 ms after the call instead of Linux's second.
+  /// The default wait of each attempt: 10 ms, from measurement (docs/send-stop.md,
+  /// docs/benchmarks.md): under TCG on two host cores an idle CPU answers the stop
+  /// vector in ~0.1 ms at 8 vCPUs (p99 ~4 ms), a busy one in ~4 ms; a CPU with
+  /// interrupts off is then stopped by NMI ~10 ms after the call, against Linux's
+  /// second.
   public static var defaultTimeoutNanoseconds: UInt64 { 10_000_000 }
 
   public let cpuCount: Int

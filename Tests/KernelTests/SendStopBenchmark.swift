@@ -5,10 +5,10 @@ import Synchronization
 /// A real stop is final, so every figure is a rehearsal (`SMPStop.rehearse`): the same
 /// path as `smp_send_stop` (claims, stop vector, NMI on the second attempt, the wait for
 /// every acknowledgement), after which the stopped CPUs go back to what they were
-/// doing. One difference: a CPU that has acknowledged a rehearsal returns at once to
-/// what it was doing (`SendStop.acknowledgeRehearsal`), where a real stop halts it (a
-/// first version made it spin until the rehearsal ended; under TCG the spinners held
-/// the host's cores and the figures from 4 vCPUs on were the rehearsal's: 4-57 ms). The
+/// doing. A stopped CPU waits for the rehearsal's end in `hlt` with interrupts off
+/// (woken by an NMI), as a real stop's CPU halts for good, so that it holds no host core
+/// the CPUs still to be stopped need (`SendStop.acknowledgeRehearsal`; a first version
+/// spun there, and from 4 vCPUs on the figures were the spinners': 4-57 ms). The
 /// caller is `main` on CPU 0; a sample is the outcome's own time, claim to the end of
 /// the wait.
 ///
@@ -41,18 +41,11 @@ enum SendStopBenchmark {
     for cpu in others { last = cpu }
     let timeoutMicroseconds = stop.settings.timeoutNanoseconds / 1000
 
-    lateNMIs.store(0, ordering: .relaxed)
-    NMI.testOnlyHandler = countLateNMI
     rehearsals("sendstop_idle", idle, others, busy: false)
     let spinners = BusyCPUs(others)
     rehearsals("sendstop_busy", busy, others, busy: true)
     spinners.stop()
     wedgedRehearsals(last, others, timeoutMicroseconds: timeoutMicroseconds)
-    NMI.testOnlyHandler = nil
-    let late = lateNMIs.load(ordering: .relaxed)
-    if late > 0 {
-      log("bench: sendstop_*: \(late) stop NMIs came after their rehearsal had ended (counted, not logged)")
-    }
     nmiLatency(to: partner)
 
     log(
@@ -65,7 +58,7 @@ enum SendStopBenchmark {
       "bench-note sendstop_wedged: the last online CPU spins in a call handler, interrupts off, the rest idle in hlt; stop vector, \(timeoutMicroseconds) us timeout, then NMI; total time"
     )
     log(
-      "bench-note sendstop_*: a CPU that acknowledged a rehearsal returns at once to what it was doing (a real stop halts it)"
+      "bench-note sendstop_*: a CPU that acknowledged a rehearsal waits in hlt, interrupts off, until it ends (a real stop halts it for good)"
     )
     log(
       "bench-note nmi_latency: one-way, IPI.sendNMI on CPU 0 to the NMI handler's TSC stamp on CPU \(partner.rawValue), target idle in hlt"
@@ -74,18 +67,10 @@ enum SendStopBenchmark {
 
   // MARK: Idle and busy
 
-  /// A rehearsal whose first attempt timed out sends NMIs; one that lands after the
-  /// rehearsal has ended is no stop NMI any more, and `NMI.handle` would log it as
-  /// unknown, holding the emulated UART for the line's length (under QEMU ~1 ms that
-  /// every other vCPU waits out, SendStop.swift). While the rehearsals run nothing else
-  /// sends NMIs (no stop_machine runs, so no quiet-wait wake-up and no watchdog tick),
-  /// so the test handler, which comes after the stop's own, counts them instead. (Were
-  /// a rehearsal's stopped CPUs to wait in a quiet wait woken by NMI, this handler
-  /// would take those wake-ups from `NMI.handle`: it would have to go.)
-  private static let lateNMIs = Atomic<Int>(0)
-  private static let countLateNMI: @convention(c) () -> Void = {
-    lateNMIs.wrappingAdd(1, ordering: .relaxed)
-  }
+  // A rehearsal's stopped CPUs wait in a quiet wait: its NMI watchdog's ticks and the
+  // wake-up NMIs that end it go to `NMI.handle`, so no test handler is installed while
+  // rehearsals run. An NMI of a second attempt that lands after its rehearsal ended
+  // (rare: a few in a thousand busy rehearsals) is logged as unknown.
 
   /// Rehearsals with every CPU of `targets` idle or busy: warm-ups, then the budget's
   /// samples. A rehearsal that left a CPU unacknowledged is left out and counted; one
