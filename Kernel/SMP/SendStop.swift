@@ -42,25 +42,29 @@ public final class SendStop<Platform: SendStopPlatform> {
 
   public let cpuCount: Int
   public let settings: Settings
-  private let records: UnsafeMutablePointer<SendStopRecord>
+  let records: UnsafeMutablePointer<SendStopRecord>
   /// Per CPU: 1 while a rehearsal's stopped CPU waits with interrupts off for the
   /// rehearsal's end (a separate array: the platform is handed the byte's address).
-  private let rehearsalWaiters: UnsafeMutablePointer<Atomic<UInt8>>
+  let rehearsalWaiters: UnsafeMutablePointer<Atomic<UInt8>>
   /// 0 until the first caller claims the stop; then its CPU index + 1 (or -1 - APIC-less
   /// caller: any negative value for a CPU without an index).
-  private let owner = Atomic<Int>(0)
+  let owner = Atomic<Int>(0)
   /// Set by the first caller before it claims any CPU; read by a starting AP before it
   /// tries to go online. Sequentially consistent (see `claimForStop`).
-  private let inProgress = Atomic<Bool>(false)
+  let inProgress = Atomic<Bool>(false)
   /// The reason of the stop in progress (relaxed: published by `inProgress`).
   private let reasonWord = Atomic<UInt8>(0)
   /// The CPU running a start-up (INIT-SIPI-SIPI and its wait) now, -1 when none; one at
   /// a time (boot, then under the hotplug lock).
   private let starter = Atomic<Int>(-1)
   /// Set when the first caller's wait has ended.
-  private let finished = Atomic<Bool>(false)
+  let finished = Atomic<Bool>(false)
   /// The outcome, written by the caller before `finished`.
   nonisolated(unsafe) private var lastOutcome = SendStopOutcome()
+  /// Counts rehearsals ended; tags every entry and acknowledgement (24 bits of it).
+  let generation = Atomic<UInt32>(0)
+  /// Whether the stop in progress is a rehearsal (SendStopRehearsal.swift).
+  let rehearsing = Atomic<Bool>(false)
 
   /// Records for `cpuCount` possible CPUs. Allocates: at set-up, before any AP starts.
   public init(cpuCount: Int, settings: Settings = Settings()) {
@@ -94,7 +98,7 @@ public final class SendStop<Platform: SendStopPlatform> {
     run(reason, rehearsal: false, caller: caller ?? Platform.currentCPU)
   }
 
-  private func run(_ reason: SendStopReason, rehearsal: Bool, caller me: CPUIndex) -> SendStopOutcome? {
+  func run(_ reason: SendStopReason, rehearsal: Bool, caller me: CPUIndex) -> SendStopOutcome? {
     let myID = me.isKnown ? me.rawValue + 1 : -1
     // Relaxed: the claim only decides who proceeds; the flag below publishes the stop.
     let claim = owner.compareExchange(expected: 0, desired: myID, ordering: .relaxed)
@@ -169,73 +173,7 @@ public final class SendStop<Platform: SendStopPlatform> {
     return outcome
   }
 
-  // MARK: Rehearsal (benchmarks only)
-
-  /// Benchmark only: the stop's whole path up to the acknowledgements, but CPUs that
-  /// are not running are only looked at, not claimed, nothing is logged, and a stopped
-  /// CPU waits for `endRehearsal` instead of halting for good, then returns to what it
-  /// was doing. Call with interrupts off, then `endRehearsal` once done with the outcome.
-  ///
-  /// A stopped CPU waits as a real stop's would halt, without holding its core
-  /// (`waitWithInterruptsOff`): waiters that spin took the host's cores from the CPUs
-  /// still to be stopped (measured at 8 vCPUs on two cores: 16-17 ms a rehearsal to idle
-  /// CPUs; ~0.1 ms with CPUs that return at once, which still overstates a stop of busy
-  /// CPUs: theirs spin again at once).
-  public func rehearse(_ reason: SendStopReason) -> SendStopOutcome? {
-    run(reason, rehearsal: true, caller: Platform.currentCPU)
-  }
-
-  /// Ends a rehearsal: no stop in progress, a new generation (an acknowledgement of
-  /// this rehearsal that comes late counts for nothing), the waiting CPUs woken, and
-  /// the claim released.
-  public func endRehearsal() {
-    precondition(isRehearsal, "endRehearsal without a rehearsal")
-    for cpu in 0..<cpuCount { records[cpu].nmiRequested.store(false, ordering: .relaxed) }
-    finished.store(false, ordering: .relaxed)
-    inProgress.store(false, ordering: .sequentiallyConsistent)
-    // Sequentially consistent: the flag is down before the new generation shows (pairs
-    // with the acquire in `enter`), and against a waiter's flag store then look at the
-    // generation in `acknowledgeRehearsal`: either it sees the new generation, or this
-    // sees its flag and wakes it.
-    generation.wrappingAdd(1, ordering: .sequentiallyConsistent)
-    for cpu in 0..<cpuCount
-    where rehearsalWaiters[cpu].compareExchange(expected: 1, desired: 0, ordering: .sequentiallyConsistent).exchanged {
-      Platform.endWaitWithInterruptsOff(on: CPUIndex(cpu))
-    }
-    rehearsing.store(false, ordering: .relaxed)
-    owner.store(0, ordering: .releasing)
-  }
-
-  /// Counts rehearsals ended; tags every entry and acknowledgement (24 bits of it).
-  private let generation = Atomic<UInt32>(0)
-
-  /// Whether the stop in progress is a rehearsal.
-  public var isRehearsal: Bool { rehearsing.load(ordering: .relaxed) }
-
-  /// For a CPU stopped by a rehearsal: acknowledges, then waits with interrupts off
-  /// until the rehearsal ends (at most 5 s), and returns. A CPU stopped by NMI returns
-  /// at once: it was spinning with interrupts off, and goes back to it.
-  public func acknowledgeRehearsal(_ cpu: CPUIndex, _ mechanism: StopMechanism) {
-    let mine = records[cpu.rawValue].entered.load(ordering: .relaxed) &- 1
-    acknowledge(cpu, mechanism)
-    guard mechanism == .vector else { return }
-    let flag = rehearsalWaiters + cpu.rawValue
-    let start = Platform.nanoseconds()
-    while generation.load(ordering: .sequentiallyConsistent) & 0xFF_FFFF == mine
-      && Platform.nanoseconds() &- start < 5_000_000_000
-    {
-      // Sequentially consistent: see `endRehearsal`.
-      flag.pointee.store(1, ordering: .sequentiallyConsistent)
-      if generation.load(ordering: .sequentiallyConsistent) & 0xFF_FFFF == mine {
-        Platform.waitWithInterruptsOff(whileNonZero: UnsafeRawPointer(flag))
-      }
-      flag.pointee.store(0, ordering: .relaxed)
-    }
-  }
-
-  private let rehearsing = Atomic<Bool>(false)
-
-  private static func claimWithoutChange(_ state: CPUState) -> StopClaim {
+  static func claimWithoutChange(_ state: CPUState) -> StopClaim {
     switch state {
     case .online, .dying: .running
     case .starting, .retrying: .wasStarting

@@ -25,7 +25,13 @@ enum SMPStop {
       if wait.count == 1 && BootParameters.equals(wait[0], "forever") {
         forever = true
       } else {
-        log("smp: stop_wait=\(bytes: wait[0]): the only value is 'forever'; ignored")
+        var given: LogLine = "smp: stop_wait="
+        for (index, value) in wait.enumerated() {
+          if index > 0 { given.append(",") }
+          given.append(bytes: value)
+        }
+        given.append(": the only value is 'forever'; ignored")
+        log(given)
       }
     }
     let settings = SendStop<X86_64Platform>.Settings(
@@ -200,6 +206,15 @@ extension X86_64Platform: SendStopPlatform {
   /// The stop vector to every CPU of `cpus` (attempt 1), or an NMI to each (later
   /// attempts). Linux: arch_smp_stop_call(); x86 native_stop_other_cpus().
   static func sendStopRequest(_ mechanism: StopMechanism, to cpus: CPUSet) {
+    // Every other CPU: one ICR write with the all-but-self shorthand rather than one
+    // per CPU, each a VM exit under KVM (measured at 288 vCPUs, nested: ~190 ms to send
+    // 287, against a stop's few ms). An APIC no CPU of ours runs on takes it too and
+    // holds it pending with interrupts off, harmless. Never for NMI: that APIC may be
+    // waiting for SIPI.
+    if mechanism == .vector && cpus.count == CPUs.possibleCount - 1 && !cpus.contains(PerCPU.currentCPU) {
+      IPI.sendToAllButSelf(Vector.stopCPU)
+      return
+    }
     for cpu in cpus {
       if mechanism == .nmi { IPI.sendNMI(to: cpu) } else { IPI.send(Vector.stopCPU, to: cpu) }
     }
