@@ -210,8 +210,10 @@ extension X86_64Platform: SendStopPlatform {
     // per CPU, each a VM exit under KVM (measured at 288 vCPUs, nested: ~190 ms to send
     // 287, against a stop's few ms). An APIC no CPU of ours runs on takes it too and
     // holds it pending with interrupts off, harmless. Never for NMI: that APIC may be
-    // waiting for SIPI.
-    if mechanism == .vector && cpus.count == CPUs.possibleCount - 1 && !cpus.contains(PerCPU.currentCPU) {
+    // waiting for SIPI. Not from an AP that crashed before it had its per-CPU block
+    // (its APIC is not set up, and its number is unknown).
+    let me = PerCPU.currentCPU
+    if mechanism == .vector && me.isKnown && cpus.count == CPUs.possibleCount - 1 && !cpus.contains(me) {
       IPI.sendToAllButSelf(Vector.stopCPU)
       return
     }
