@@ -105,7 +105,11 @@ public final class Scheduler<Platform: SchedPlatform> {
   /// Linux: wake_up_process() / try_to_wake_up().
   @discardableResult
   public func wake(_ thread: UnsafeMutablePointer<KernelThread>) -> Bool {
-    let target = run(thread.pointee.cpu)
+    // Read once, before the lock: once it is released the woken thread may run, end and
+    // be reclaimed on its CPU before this returns, so `thread` must not be read after.
+    // (A thread never changes CPU.)
+    let cpu = thread.pointee.cpu
+    let target = run(cpu)
     var preempts = false
     let woke = target.pointee.lock.withLock { () -> Bool in
       let state = thread.pointee.state
@@ -120,12 +124,12 @@ public final class Scheduler<Platform: SchedPlatform> {
       }
       return true
     }
-    if thread.pointee.cpu == Platform.currentCPU {
+    if cpu == Platform.currentCPU {
       if preempts { preemptIfAllowed() } else if woke { tickIfSharing() }
     } else if woke {
       // Also when not preempting: the target then arms its tick if the thread must
       // share the CPU with the one running there (`reschedulingInterrupt`).
-      Platform.sendReschedule(to: thread.pointee.cpu)
+      Platform.sendReschedule(to: cpu)
     }
     return woke
   }
