@@ -118,8 +118,14 @@ boot_pd:
   %assign i i + 1
 %endrep
 
+; The boot stack, with a page below it that the kernel's page tables leave unmapped
+; (KernelProtection.swift): an overflow of the boot CPU's stack faults there and the
+; panic report names the stack, as for every other stack (GuardedStacks.swift).
 section .bss
-align 16
+align 4096
+global boot_stack_guard
+boot_stack_guard:
+    resb 4096
 boot_stack:
     resb 16384
 global boot_stack_top

@@ -92,6 +92,9 @@ FUNC cpu_read_cr2
 FUNC cpu_read_cr3
     mov rax, cr3
     ret
+FUNC cpu_write_cr3              ; (value): also drops every non-global translation
+    mov cr3, rdi
+    ret
 FUNC cpu_read_rsp               ; the caller's RSP (after this call returns)
     lea rax, [rsp + 8]
     ret
@@ -149,6 +152,7 @@ FUNC cpu_triple_fault           ; empty IDT, then a breakpoint: #BP -> #GP -> #D
 extern __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
 extern isr_stub_table, early_percpu_ap, boot_stack_top, ap_entry, boot_gdt
 extern ap_floor_entry, floor_count, floor_arrivals
+extern __text_end, __rodata_end, boot_stack_guard
 
 section .bss
 align 4096
@@ -165,6 +169,7 @@ kernel_symbol_table:
     dq __kernel_start, __kernel_end, trampoline_start, trampoline_end, trampoline_layout
     dq isr_stub_table, idt_table, early_percpu_ap, boot_stack_top, ap_entry, console_ring
     dq early_idt_table, boot_gdt, ap_floor_entry, floor_count, floor_arrivals
+    dq __text_end, __rodata_end, boot_stack_guard
 
 section .text
 FUNC kernel_symbols             ; () -> address of kernel_symbol_table

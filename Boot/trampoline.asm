@@ -12,8 +12,12 @@
 ;     that the retry's INIT has not reset yet can therefore never join the retry
 ;     (CPULifecycle.join compares it).
 ;   - The parameter block at TRAMPOLINE_PARAMS (layout.inc) holds CR3, the 64-bit entry
-;     point, a pool of stacks and an arrival counter, a GS base to use until the AP
+;     point, a pool of stacks (each with an unmapped guard page below it, hence a
+;     stride larger than a stack) and an arrival counter, a GS base to use until the AP
 ;     knows who it is, and an IDT without IST stacks to use until it has its own TSS.
+;   - After paging is on this code runs from the TRAMPOLINE_BASE page, which the page
+;     tables make executable (and read-only) only while APs start
+;     (KernelProtection.swift); the parameter page is never executable.
 ;   - No AP knows its CPU number here. Each takes a ticket with one `lock xadd` and uses
 ;     stack number `ticket` from the pool; Swift then finds the AP's per-CPU slot by its
 ;     APIC ID. The pool has a stack for every AP started plus one for every retry, so a
@@ -78,9 +82,10 @@ bits 64
     lock xadd [TRAMPOLINE_PARAMS + TP_NEXT_TICKET], rsi ; rsi = this AP's ticket
     cmp rsi, [TRAMPOLINE_PARAMS + TP_STACK_COUNT]
     jae .no_stack
-    lea rax, [rsi + 1]
-    imul rax, [TRAMPOLINE_PARAMS + TP_STACK_SIZE]
+    mov rax, rsi                                ; top = base + ticket * stride + size
+    imul rax, [TRAMPOLINE_PARAMS + TP_STACK_STRIDE]
     add rax, [TRAMPOLINE_PARAMS + TP_STACK_BASE]
+    add rax, [TRAMPOLINE_PARAMS + TP_STACK_SIZE]
     mov rsp, rax
     sub rsp, 16                                 ; the early IDT's 10-byte IDTR image
     mov word [rsp], 256 * 16 - 1
@@ -110,7 +115,7 @@ global trampoline_layout
 trampoline_layout:
     dq TRAMPOLINE_BASE, TRAMPOLINE_PARAMS, TP_SIZE
     dq TP_CR3, TP_ENTRY, TP_STACK_BASE, TP_STACK_SIZE, TP_STACK_COUNT, TP_NEXT_TICKET, TP_GS_BASE
-    dq TP_EARLY_IDT, TRAMPOLINE_RETRY
+    dq TP_EARLY_IDT, TRAMPOLINE_RETRY, TP_STACK_STRIDE
 
 ; The bring-up floor (only when the kernel command line says `bench`): an entry for
 ; the trampoline's `call [TP_ENTRY]` that does no Swift set-up at all. The AP stamps its

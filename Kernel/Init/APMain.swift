@@ -7,6 +7,7 @@ import Synchronization
 /// this is. Never returns.
 @c(ap_entry)
 func apEntry(stackTop: UInt64, ticket: UInt64, startupPage: UInt64) {
+  KernelProtection.forgetTrampoline()  // before the starter makes the page no-execute again
   BootFaultInjection.faultIfChosenEarly()
   APStartup.testOnlyHook?(APStartup.BringUpPoint.trampoline.rawValue, Int(InitialAPICID.read().rawValue))
   LocalAPIC.enable()

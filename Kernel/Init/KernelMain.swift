@@ -33,6 +33,7 @@ enum KernelStart {
     }
     let multiboot = MultibootInfo(address: info)
     BootMemory.setUpHeap(multiboot)
+    KernelProtection.setUp()  // W^X, and the boot stack's guard page
     let parameters = BootCommandLine.parse(
       multiboot, extraKeys: BootFaultInjection.keys + hooks.parameterKeys())
     PIC.maskAll()
@@ -51,6 +52,7 @@ enum KernelStart {
       limits: limits, parameters: parameters, measureFloor: hooks.measuresBringUpFloor(parameters))
     StopperThreads.activateSecondaries()
     BootCPUs.announce(outcome)
+    KernelProtection.checkMappings()
     // Boot is done: from here on the boot CPU takes interrupts like every other CPU
     // (Linux: local_irq_enable() at the end of start_kernel's early part).
     CPUInstructions.enableInterrupts()

@@ -18,6 +18,9 @@ enum BootSuite {
         KernelTestCase(name: "page_tables_walk_map_unmap", run: PageTablesCheck.run),
         KernelTestCase(name: "guarded_stacks_map_and_guard", run: GuardedStacksCheck.run),
         KernelTestCase(name: "guarded_stacks_from_an_ap", run: GuardedStacksCheck.runOnAnAP),
+        KernelTestCase(name: "wx_layout", run: ProtectionChecks.layout),
+        KernelTestCase(name: "wx_walk_finds_a_planted_page", run: ProtectionChecks.walkFindsAPlantedPage),
+        KernelTestCase(name: "every_stack_has_a_guard", run: ProtectionChecks.everyStackHasAGuard),
       ])
   }
 

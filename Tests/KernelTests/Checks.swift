@@ -15,10 +15,11 @@ enum TrampolineLayoutCheck {
     // Write distinct values through Swift, read them back at the asm offsets.
     let probe = TrampolineParameters(
       cr3: 0x1001, entry: 0x1002, stackBase: 0x1003, stackSize: 0x1004, stackCount: 0x1005,
-      nextTicket: 0x1006, gsBase: 0x1007, earlyIDT: 0x1008)
+      nextTicket: 0x1006, gsBase: 0x1007, earlyIDT: 0x1008, stackStride: 0x1009)
     return withUnsafeBytes(of: probe) { bytes in
-      for field in 0..<8 {
-        let offset = Int(asm[3 + field])
+      for field in 0..<9 {
+        // Offsets in the order of the fields; the stride's comes after the retry base.
+        let offset = Int(field < 8 ? asm[3 + field] : asm[12])
         guard offset + 8 <= bytes.count else { return .fail("asm offset \(offset) past the block") }
         let value = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
         if value != 0x1001 + UInt64(field) {

@@ -95,7 +95,7 @@ enum FaultSuites {
 /// recursion cannot become a loop.
 private let depthSink = Atomic<UInt64>(0)
 
-private let recurseWithoutEnd: @convention(c) (UnsafeMutableRawPointer?) -> Void = { _ in
+let recurseWithoutEnd: @convention(c) (UnsafeMutableRawPointer?) -> Void = { _ in
   depthSink.store(recurse(1), ordering: .relaxed)
 }
 

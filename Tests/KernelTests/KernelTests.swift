@@ -20,7 +20,7 @@ enum KernelTests {
       FaultSuites.tripleFault,
       FaultSuites.stackOverflow,
       FaultSuites.stopStall,
-    ]
+    ] + ProtectionFaultSuites.all
   }
 
   /// The command-line keys of the test runner and its suites.

@@ -25,6 +25,10 @@ enum APStartup {
     var hardCapNanoseconds: UInt64 = 10_000_000_000
     /// Stack per AP.
     var stackSize = 16 * 1024
+    var stackPages: Int { stackSize / 4096 }
+    /// From one AP stack to the next: the stack, its guard page and the gap page above
+    /// (GuardedStacks.allocateRun).
+    var stackStride: UInt64 { UInt64(stackPages + 2) * 4096 }
   }
 
   /// What happened, for the log, the tests and the benchmarks.
@@ -61,10 +65,16 @@ enum APStartup {
   static func startOne(_ cpu: CPUIndex, policy: Policy) -> Outcome {
     let block = block(cpu)
     if block.pointee.hotplugStacks == 0 {
-      let stacks = KernelHeap.allocate(bytes: 2 * policy.stackSize, alignment: 4096)
-      block.pointee.hotplugStacks = UInt64(UInt(bitPattern: stacks))
+      guard let stacks = GuardedStacks.allocateRun(count: 2, pages: policy.stackPages, owner: "hotplug-stack") else {
+        log("smp: no memory for CPU \(cpu.rawValue)'s start-up stacks")
+        var outcome = Outcome()
+        outcome.failed = CPUSet([cpu])
+        return outcome
+      }
+      block.pointee.hotplugStacks = stacks.bottom
     }
-    installTrampoline(stackBase: block.pointee.hotplugStacks, stackCount: 2, policy: policy)
+    installTrampoline(
+      stackBase: block.pointee.hotplugStacks, stride: policy.stackStride, stackCount: 2, policy: policy)
     return start(CPUSet([cpu]), policy: policy)
   }
 
@@ -93,6 +103,7 @@ enum APStartup {
       }
     }
     for cpu in targets { testOnlyHook?(BringUpPoint.beforeINIT.rawValue, cpu.rawValue) }
+    KernelProtection.openTrampoline()
     outcome.firstINITTicks = CPUInstructions.readTSC()
     sendINIT(to: targets)
     for cpu in targets { testOnlyHook?(BringUpPoint.waitingForSIPI.rawValue, cpu.rawValue) }
@@ -102,6 +113,9 @@ enum APStartup {
       outcome.retried = retry(missing, policy: policy, firstINIT: outcome.firstINITTicks)
     }
     outcome.failed = giveUp(on: outcome.retried, firstINIT: outcome.firstINITTicks)
+    // Every target is online (past the trampoline) or was sent INIT, which resets it
+    // wherever it was: none runs the trampoline's code any more.
+    KernelProtection.closeTrampoline()
     outcome.doneTicks = CPUInstructions.readTSC()
     SMPStop.shared?.startupEnds()
     return outcome
@@ -126,21 +140,24 @@ enum APStartup {
   /// ID at `.trampoline`), interrupts off; must not allocate. Set before the start.
   nonisolated(unsafe) static var testOnlyHook: (@convention(c) (Int32, Int) -> Void)? = nil
 
-  /// The AP stack pool; allocated once, so the floor's run and the real bring-up share it.
-  nonisolated(unsafe) private static var stackPool: UnsafeMutableRawPointer? = nil
+  /// The AP stack pool (`ap-stack/ticket`, each with a guard page); allocated once, so
+  /// the floor's run and the real bring-up share it.
+  nonisolated(unsafe) private static var stackPool: UInt64 = 0
 
   private static func installTrampoline(apCount: Int, policy: Policy, entry: UInt64 = KernelSymbols.apEntry) {
     // A stack for every AP, and one more for each in case all of them need a retry.
     let stackCount = 2 * apCount
-    let pool =
-      stackPool ?? KernelHeap.allocate(bytes: stackCount * policy.stackSize, alignment: 4096)
-    stackPool = pool
+    if stackPool == 0 {
+      guard let pool = GuardedStacks.allocateRun(count: stackCount, pages: policy.stackPages, owner: "ap-stack")
+      else { Panic.halt("smp: no memory for \(stackCount) AP stacks") }
+      stackPool = pool.bottom
+    }
     installTrampoline(
-      stackBase: UInt64(UInt(bitPattern: pool)), stackCount: stackCount, policy: policy, entry: entry)
+      stackBase: stackPool, stride: policy.stackStride, stackCount: stackCount, policy: policy, entry: entry)
   }
 
   private static func installTrampoline(
-    stackBase: UInt64, stackCount: Int, policy: Policy, entry: UInt64 = KernelSymbols.apEntry
+    stackBase: UInt64, stride: UInt64, stackCount: Int, policy: Policy, entry: UInt64 = KernelSymbols.apEntry
   ) {
     Trampoline.install(
       TrampolineParameters(
@@ -148,7 +165,7 @@ enum APStartup {
         stackBase: stackBase, stackSize: UInt64(policy.stackSize),
         stackCount: UInt64(stackCount), nextTicket: 0,
         gsBase: KernelSymbols.earlyPerCPUForAPs,
-        earlyIDT: UInt64(UInt(bitPattern: KernelSymbols.earlyIDTStorage))))
+        earlyIDT: UInt64(UInt(bitPattern: KernelSymbols.earlyIDTStorage)), stackStride: stride))
   }
 
   /// The second attempt for `missing`: the boot CPU first takes each CPU out of
@@ -293,6 +310,7 @@ enum APStartup {
     let targets = CPUSet((1..<count).map { CPUIndex($0) })
     installTrampoline(apCount: count - 1, policy: policy, entry: KernelSymbols.apFloorEntry)
     KernelSymbols.floorCount.pointee.store(0, ordering: .relaxed)
+    KernelProtection.openTrampoline()
     let start = CPUInstructions.readTSC()
     sendINIT(to: targets)
     sendSTARTUP(to: targets, page: Trampoline.firstStartupPage, spacingMicroseconds: 10, floor: true)
@@ -303,6 +321,8 @@ enum APStartup {
         log(
           "bench: bring-up floor: only \(KernelSymbols.floorCount.pointee.load(ordering: .relaxed)) of \(count - 1) APs counted in within 2 s"
         )
+        // The trampoline stays open: a late AP may still be in it. The real bring-up's
+        // INIT resets it, and that start closes the page.
         return nil
       }
       // Nap like the real wait does, so the boot CPU leaves the host's cores to the APs;
@@ -310,6 +330,7 @@ enum APStartup {
       X86_64Platform.waitForInterrupt(atMost: 100_000)
       CPUInstructions.disableInterrupts()
     }
+    KernelProtection.closeTrampoline()  // every AP counted in: each halts in ap_floor_entry
     let tickets = Int(Trampoline.parameters.pointee.nextTicket)
     var last = start
     for ticket in 0..<min(tickets, 2 * (count - 1)) {

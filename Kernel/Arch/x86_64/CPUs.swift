@@ -21,7 +21,7 @@ enum CPUs {
       let block = blocks + entry.cpu.rawValue
       block.initialize(
         to: PerCPU(selfAddress: UInt64(UInt(bitPattern: block)), cpu: entry.cpu, apicID: entry.apicID))
-      block.pointee.descriptors.allocateInterruptStacks()
+      block.pointee.descriptors.allocateInterruptStacks(cpu: entry.cpu)
       let nap = UnsafeMutablePointer<Timer>.allocate(capacity: 1)
       nap.initialize(to: Timer())
       block.pointee.napTimer = nap

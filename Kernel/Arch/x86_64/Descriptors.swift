@@ -22,7 +22,11 @@ struct CPUDescriptors {
   static let pageFaultStack = 4
   /// How many IST slots are in use, 1...istCount.
   static let istCount = 4
-  static let istStackSize = 8192
+  /// 16 KiB: a page fault's or double fault's handler writes the whole panic report
+  /// and runs the crash stop on its IST stack, which took more than 8 KiB (the guard
+  /// pages showed it: before them, such an overflow ran silently into the next CPU's
+  /// stacks).
+  static let istStackSize = 16384
 
   /// null, code32, data, code64, TSS (two slots).
   var gdt = InlineArray<6, UInt64>(repeating: 0)
@@ -33,12 +37,25 @@ struct CPUDescriptors {
   /// Tops of the NMI, double-fault, machine-check and page-fault stacks (IST 1-4).
   var istTops = InlineArray<4, UInt64>(repeating: 0)
 
-  /// Allocates the IST stacks. Boot CPU, at set-up: an AP must not allocate while it
-  /// starts (63 APs contending for the heap lock on two host cores cost milliseconds).
-  mutating func allocateInterruptStacks() {
+  /// Allocates CPU `cpu`'s IST stacks, each with a guard page (GuardedStacks.swift):
+  /// an NMI handler that overflows faults in its guard page, and the page fault's own
+  /// stack reports it. Boot CPU, at set-up: an AP must not allocate while it starts (63
+  /// APs contending for the heap lock on two host cores cost milliseconds).
+  mutating func allocateInterruptStacks(cpu: CPUIndex) {
     for slot in 0..<Self.istCount {
-      let stack = KernelHeap.allocate(bytes: Self.istStackSize, alignment: 4096)
-      istTops[slot] = UInt64(UInt(bitPattern: stack)) + UInt64(Self.istStackSize)
+      guard let stack = GuardedStacks.allocate(pages: Self.istStackSize / 4096, owner: Self.stackName(slot + 1), number: cpu.rawValue)
+      else { Panic.halt("no memory for CPU \(cpu)'s interrupt stacks") }
+      istTops[slot] = stack.top
+    }
+  }
+
+  /// The name a guard page's fault report gives IST stack `slot`.
+  static func stackName(_ slot: Int) -> StaticString {
+    switch slot {
+    case nmiStack: "nmi-stack"
+    case doubleFaultStack: "double-fault-stack"
+    case machineCheckStack: "machine-check-stack"
+    default: "page-fault-stack"
     }
   }
 }

@@ -20,8 +20,10 @@ enum GuardedStacks {
   static let regionBase: UInt64 = 0x80_0000_0000
   /// The region's size: what one PML4 entry maps, 512 GiB.
   static let regionBytes: UInt64 = 1 << 39
-  /// Most slots the region records; `allocate` returns nil beyond.
-  static let capacity = 1024
+  /// Most slots the region records; `allocate` returns nil beyond. Every possible CPU
+  /// has 4 interrupt stacks and up to 4 start-up stacks (at 288 CPUs, ~2300 slots),
+  /// and each thread one.
+  static let capacity = 8192
   /// Largest stack, in 4 KiB pages.
   static let maximumPages = 256
   static let pageBytes: UInt64 = 4096
@@ -85,6 +87,27 @@ enum GuardedStacks {
     }
   }
 
+  /// `count` stacks of `pages` pages each, in new slots one after another, numbered
+  /// 0..<count for `owner`: stack i is [bottom + i * stride, bottom + i * stride +
+  /// pages * 4 KiB). For the AP trampoline, which picks a stack by arithmetic. Never
+  /// released. Nil as for `allocate`. Thread or boot context, after the heap is set up.
+  static func allocateRun(count: Int, pages: Int, owner: StaticString) -> (bottom: UInt64, stride: UInt64)? {
+    guard count > 0 && pages > 0 && pages <= maximumPages else { return nil }
+    return lock.withLock {
+      guard let table = slotTable() else { return nil }
+      var first: UInt64? = nil
+      for number in 0..<count {
+        // New slots under one hold of the lock are adjacent: addSlot takes the next
+        // offset each time.
+        let index = published.load(ordering: .relaxed)  // Only we write it, under the lock.
+        guard let stack = addSlot(table + index, index: index, pages: pages, owner: owner, number: number)
+        else { return nil }
+        if first == nil { first = stack.bottom }
+      }
+      return (first!, UInt64(pages + 2) * pageBytes)
+    }
+  }
+
   /// Gives the stack whose top is `top` back for a later `allocate` of the same size.
   /// Its pages stay mapped. The caller promises that nothing runs on the stack any
   /// more, nor can (no thread, interrupt or saved context still points into it): the
@@ -108,6 +131,9 @@ enum GuardedStacks {
   /// guard page. Any context, NMI and page fault included: no lock, no allocation, and
   /// a bounded wait of a few reads if the owner is being rewritten (then nil).
   static func guardOwner(of address: UInt64) -> (owner: StaticString, number: Int)? {
+    // The boot stack is in the image, its guard page left unmapped by KernelProtection.
+    let bootGuard = KernelSymbols.bootStackGuard
+    if address >= bootGuard && address - bootGuard < pageBytes { return ("boot-stack", 0) }
     guard address >= regionBase && address - regionBase < regionBytes else { return nil }
     // Acquire pairs with the release in addSlot(): the table pointer and the records
     // below `count` are written.

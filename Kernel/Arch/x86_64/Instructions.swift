@@ -21,6 +21,7 @@
 @_extern(c, "cpu_write_flags") private func cpu_write_flags(_ flags: UInt64)
 @_extern(c, "cpu_read_cr2") private func cpu_read_cr2() -> UInt64
 @_extern(c, "cpu_read_cr3") private func cpu_read_cr3() -> UInt64
+@_extern(c, "cpu_write_cr3") private func cpu_write_cr3(_ value: UInt64)
 @_extern(c, "cpu_read_rsp") private func cpu_read_rsp() -> UInt64
 @_extern(c, "cpu_lidt") private func cpu_lidt(_ pointer: UnsafeRawPointer)
 @_extern(c, "cpu_ltr") private func cpu_ltr(_ selector: UInt16)
@@ -59,6 +60,9 @@ enum CPUInstructions {
   static func writeFlags(_ flags: UInt64) { cpu_write_flags(flags) }
   static func readCR2() -> UInt64 { cpu_read_cr2() }
   static func readCR3() -> UInt64 { cpu_read_cr3() }
+  /// Loads CR3, which also invalidates every non-global translation of this CPU (SDM
+  /// Vol. 3A §4.10.4.1).
+  static func writeCR3(_ value: UInt64) { cpu_write_cr3(value) }
   /// The stack pointer of the calling function.
   static func readStackPointer() -> UInt64 { cpu_read_rsp() }
   static func loadIDT(_ pointer: UnsafeRawPointer) { cpu_lidt(pointer) }

@@ -9,6 +9,7 @@ enum KernelSymbols {
     case kernelStart, kernelEnd, trampolineStart, trampolineEnd, trampolineLayout
     case interruptStubs, idtStorage, earlyPerCPUForAPs, bootStackTop, apEntry, consoleRing
     case earlyIDTStorage, bootGDT, apFloorEntry, floorCount, floorArrivals
+    case textEnd, rodataEnd, bootStackGuard
   }
 
   private static func address(_ slot: Slot) -> UInt64 { kernel_symbols()[slot.rawValue] }
@@ -65,4 +66,11 @@ enum KernelSymbols {
   }
   /// Top of the boot CPU's 16 KiB boot stack.
   static var bootStackTop: UInt64 { address(.bootStackTop) }
+  /// The page below the boot stack, left unmapped (KernelProtection.swift).
+  static var bootStackGuard: UInt64 { address(.bootStackGuard) }
+  /// The kernel's code is [kernelStart, textEnd), its read-only data [textEnd,
+  /// rodataEnd), and its writable data [rodataEnd, kernelEnd); each bound page aligned
+  /// (Linker/kernel.ld).
+  static var textEnd: UInt64 { address(.textEnd) }
+  static var rodataEnd: UInt64 { address(.rodataEnd) }
 }

@@ -67,7 +67,7 @@ enum Panic {
     let reporter = enter(frame)
     let f = frame.pointee
     log("PANIC: \(line: reporter.name): exception \(f.vector) (\(name(f.vector))) error \(hex: f.errorCode)")
-    reportStackOverflow(vector: f.vector, cr2: cr2)
+    reportPageFault(vector: f.vector, errorCode: f.errorCode, cr2: cr2)
     log("PANIC: RIP=\(hex: f.rip, digits: 16) CS=\(hex: f.cs) RFLAGS=\(hex: f.rflags)")
     log("PANIC: RSP=\(hex: f.rsp, digits: 16) SS=\(hex: f.ss) CR2=\(hex: cr2, digits: 16)")
     log("PANIC: RAX=\(hex: f.rax, digits: 16) RBX=\(hex: f.rbx, digits: 16) RCX=\(hex: f.rcx, digits: 16)")
@@ -78,13 +78,35 @@ enum Panic {
     finish()
   }
 
-  /// For a page fault in a guarded stack's guard page, the line naming whose stack
-  /// overflowed. No lock, no allocation: the owner is read as the fault handler may.
-  private static func reportStackOverflow(vector: UInt64, cr2: UInt64) {
-    guard vector == 14, let stack = GuardedStacks.guardOwner(of: cr2) else { return }
-    log(
-      "PANIC: stack overflow of \(stack.owner)/\(stack.number) (guard page hit at CR2=\(hex: cr2, digits: 16))"
-    )
+  /// For a page fault, what the access was and where (the error code, SDM Vol. 3A
+  /// §4.7); in a stack's guard page, whose stack overflowed, and the CPU whose own
+  /// stack it is, if any. No lock, no allocation: all is read as the fault handler may.
+  private static func reportPageFault(vector: UInt64, errorCode: UInt64, cr2: UInt64) {
+    guard vector == 14 else { return }
+    let present = errorCode & 1 != 0
+    let access: StaticString =
+      if errorCode & 8 != 0 { "a reserved bit set in a page-table entry, on access to" }
+      else if errorCode & 16 != 0 { present ? "instruction fetch from a no-execute page at" : "instruction fetch from an unmapped page at" }
+      else if errorCode & 2 != 0 { present ? "write to a read-only page at" : "write to an unmapped page at" }
+      else { present ? "read from a protected page at" : "read from an unmapped page at" }
+    log("PANIC: page fault: \(access) \(hex: cr2, digits: 16) (\(KernelProtection.region(of: cr2).name))")
+    guard let stack = GuardedStacks.guardOwner(of: cr2) else { return }
+    if let cpu = cpuOwningStack(above: cr2 & ~4095) {
+      log(
+        "PANIC: stack overflow of \(stack.owner)/\(stack.number), CPU \(cpu)'s own stack (guard page hit at CR2=\(hex: cr2, digits: 16))"
+      )
+    } else {
+      log("PANIC: stack overflow of \(stack.owner)/\(stack.number) (guard page hit at CR2=\(hex: cr2, digits: 16))")
+    }
+  }
+
+  /// The CPU whose own stack (`PerCPU.stackBottom`: the boot stack, or the AP stack it
+  /// started on) begins just above the guard page at `guardPage`.
+  private static func cpuOwningStack(above guardPage: UInt64) -> Int? {
+    for index in 0..<CPUs.possibleCount where PerCPU.block(CPUIndex(index)).pointee.stackBottom == guardPage + 4096 {
+      return index
+    }
+    return nil
   }
 
   /// Reports a kernel-detected fatal condition and ends the machine. Any context.

@@ -50,7 +50,8 @@ struct TrampolineParameters {
   var cr3: UInt64
   /// 64-bit entry point, called as apEntry(stackTop, ticket, startupPage).
   var entry: UInt64
-  /// Stack pool: `stackCount` stacks of `stackSize` bytes from `stackBase`.
+  /// Stack pool: `stackCount` stacks of `stackSize` bytes, the first at `stackBase`,
+  /// each `stackStride` bytes above the one before (GuardedStacks.allocateRun).
   var stackBase: UInt64
   var stackSize: UInt64
   var stackCount: UInt64
@@ -60,4 +61,5 @@ struct TrampolineParameters {
   var gsBase: UInt64
   /// The IDT the AP loads before its first Swift instruction (no IST stacks).
   var earlyIDT: UInt64
+  var stackStride: UInt64
 }
