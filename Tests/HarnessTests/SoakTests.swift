@@ -44,7 +44,8 @@ struct SoakTests {
   }
 
   @Test func logCollectsCounterLinesInOrder() {
-    let log = SerialLog(["KTAP version 1", Self.progressLine, "    # other", Self.endLine, ""].joined(separator: "\n"))
+    let log = SerialLog(
+      ["KTAP version 1", Self.progressLine, "    # other", Self.endLine, ""].joined(separator: "\n"))
     #expect(log.soakProgress.map(\.seconds) == [10, 25])
     #expect(log.soakProgress.map(\.isFinal) == [false, true])
   }
@@ -76,7 +77,8 @@ struct SoakTests {
     wrong.operations += 1
     let disagree = SoakJudge.failures([wrong], seconds: 20)
     #expect(disagree.count == 1 && disagree[0].hasPrefix("the totals disagree"))
-    let shrunk = SoakJudge.failures([counters(seconds: 10, calls: 500, isFinal: false), counters()], seconds: 25)
+    let shrunk = SoakJudge.failures(
+      [counters(seconds: 10, calls: 500, isFinal: false), counters()], seconds: 25)
     #expect(shrunk.count == 1 && shrunk[0].hasPrefix("counters went down"))
   }
 
@@ -97,7 +99,10 @@ struct SoakTests {
     let bad = BootRecord(
       termination: .exited(33), log: SerialLog(failing.joined(separator: "\n")), qemuOutput: "",
       elapsed: .seconds(30))
-    #expect(Judge.judge(bad, against: config.expectations).failures == ["soak: 1 errors (calls 0, stops 1, hotplug 0)"])
+    #expect(
+      Judge.judge(bad, against: config.expectations).failures == [
+        "soak: 1 errors (calls 0, stops 1, hotplug 0)"
+      ])
   }
 
   @Test func matrixKeepsAShortSoak() {
@@ -105,13 +110,18 @@ struct SoakTests {
     #expect(soak == Matrix.soakConfig(vcpus: 4, seconds: 15))
     #expect(soak?.append == "ktest=soak soak_seconds=15" && soak?.smp == "4")
     #expect(soak?.timeout == .seconds(145) && soak?.expectations.soakSeconds == 15)
-    #expect(Matrix.soakConfig(vcpus: 8, seconds: 60, seed: 7).append == "ktest=soak soak_seconds=60 torture_seed=7")
+    #expect(
+      Matrix.soakConfig(vcpus: 8, seconds: 60, seed: 7).append == "ktest=soak soak_seconds=60 torture_seed=7")
   }
 
   @Test func displayShowsCountersAndTroubleOnly() {
-    #expect(SoakStream.display(Self.progressLine, machine: "soak-2")?.hasPrefix("[soak-2] s=10 ops=236252 (23625/s) errors=0") == true)
+    #expect(
+      SoakStream.display(Self.progressLine, machine: "soak-2")?.hasPrefix(
+        "[soak-2] s=10 ops=236252 (23625/s) errors=0") == true)
     #expect(SoakStream.display(Self.endLine, machine: "soak-2")?.hasPrefix("[soak-2] end s=25") == true)
-    #expect(SoakStream.display("    # stop torture: #3 cpu_up(2) from CPU 1: x", machine: "m") == "[m] # stop torture: #3 cpu_up(2) from CPU 1: x\n")
+    #expect(
+      SoakStream.display("    # stop torture: #3 cpu_up(2) from CPU 1: x", machine: "m")
+        == "[m] # stop torture: #3 cpu_up(2) from CPU 1: x\n")
     #expect(SoakStream.display("PANIC: CPU 1: exception 14", machine: "m") != nil)
     #expect(SoakStream.display("    #   stop_cpus: 452 ran, 0 errors", machine: "m") == nil)
     #expect(SoakStream.display("  CPU 3  APIC 3  online  3291 us", machine: "m") == nil)
@@ -139,20 +149,24 @@ struct SoakTests {
       Issue.record("not soak")
       return
     }
-    #expect(defaults.seconds == 600 && defaults.vcpus == [2, 4, 8] && defaults.jobs == 1)
-    #expect(defaults.secondsPerMachine == 200 && defaults.seed == nil)
+    #expect(defaults.seconds == 600 && defaults.vcpus == [2, 4, 8] && defaults.jobs == 3)
+    #expect(defaults.secondsPerMachine == 600 && defaults.seed == nil)
     #expect(defaults.configurations.map(\.name) == ["soak-2", "soak-4", "soak-8"])
     guard
       case .soak(let all) = try Invocation.parse([
-        "soak", "--kernel", "k", "--minutes", "2", "--jobs", "3", "--vcpus", "2,8", "--seed", "5",
+        "soak", "--kernel", "k", "--minutes", "2", "--vcpus", "2,8", "--seed", "5",
       ])
     else { return }
     #expect(all.seconds == 120 && all.secondsPerMachine == 120 && all.vcpus == [2, 8])
-    #expect(all.configurations.map(\.append) == [
-      "ktest=soak soak_seconds=120 torture_seed=5", "ktest=soak soak_seconds=120 torture_seed=5",
-    ])
+    #expect(
+      all.configurations.map(\.append) == [
+        "ktest=soak soak_seconds=120 torture_seed=5", "ktest=soak soak_seconds=120 torture_seed=5",
+      ])
     #expect(SoakOptions(common: defaults.common, seconds: 90, jobs: 2).secondsPerMachine == 45)
-    #expect(throws: UsageError.self) { try Invocation.parse(["soak", "--kernel", "k", "--minutes", "1", "--seconds", "5"]) }
+    #expect(SoakOptions(common: defaults.common, seconds: 90, jobs: 1).secondsPerMachine == 30)
+    #expect(throws: UsageError.self) {
+      try Invocation.parse(["soak", "--kernel", "k", "--minutes", "1", "--seconds", "5"])
+    }
     #expect(throws: UsageError.self) { try Invocation.parse(["soak", "--kernel", "k", "--seconds", "0"]) }
     #expect(throws: UsageError.self) { try Invocation.parse(["soak", "--kernel", "k", "--minutes", "1441"]) }
   }

@@ -62,7 +62,7 @@ enum SoakSuite {
       totals.rounds += 1
       failure = round(totals.rounds, seed: seed, online: online, end: end, tally, &totals)
       if failure == nil && totals.errors > 0 {
-        failure = "\(totals.errors) errors by round \(totals.rounds) (its seed \(roundSeed(seed, totals.rounds)))"
+        failure = "\(totals.errors) errors, the round's seed \(roundSeed(seed, totals.rounds))"
       }
       let now = Clock.nanoseconds()
       if now - reported >= reportSeconds * 1_000_000_000 {
@@ -96,7 +96,9 @@ enum SoakSuite {
     let state = TortureState(
       workers: threads * online.count, operationsPerWorker: Int.max, seed: roundSeed(seed, number),
       deadline: min(end, Clock.nanoseconds() + callMilliseconds * 1_000_000))
-    if let late = TortureSuite.runWorkers(state, on: online, threadsPerCPU: threads, bound: roundBoundMilliseconds) {
+    if let late = TortureSuite.runWorkers(
+      state, on: online, threadsPerCPU: threads, bound: roundBoundMilliseconds)
+    {
       return "cross-call threads, bound \(roundBoundMilliseconds) ms past the round: \(line: late)"
     }
     totals.addCalls(state)

@@ -116,7 +116,7 @@ extension Invocation {
                                   [--out build/stop-trace.json] [--logs build/logs]
            lockstep-harness trace --log SERIAL-LOG [--out build/stop-trace.json]
            lockstep-harness soak  --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm]
-                                  [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 1]
+                                  [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 3]
                                   [--seed S] [--logs build/logs]
     """
 
@@ -169,7 +169,7 @@ extension Invocation {
     guard total <= 86_400 else { throw UsageError(message: "a soak lasts at most a day (86400 s)") }
     return SoakOptions(
       common: try common(flags), seconds: total, vcpus: try vcpuList(flags, default: "2,4,8"),
-      jobs: try flags.integer("jobs", minimum: 1) ?? 1, seed: try flags.integer("seed", minimum: 0))
+      jobs: try flags.integer("jobs", minimum: 1), seed: try flags.integer("seed", minimum: 0))
   }
 
   private static func vcpuList(_ flags: FlagValues, default text: String) throws(UsageError) -> [Int] {

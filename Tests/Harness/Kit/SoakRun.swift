@@ -18,15 +18,18 @@ public struct SoakOptions: Equatable, Sendable {
   /// `torture_seed=` for every machine; nil lets each kernel pick.
   public var seed: Int?
 
-  /// Creates `soak` options: by default 10 minutes on 2, 4 and 8 vCPUs, one at a time.
+  /// Creates `soak` options: by default 10 minutes on 2, 4 and 8 vCPUs, all at once
+  /// (`jobs` nil). At once gave 41% more operations than one after the other on the
+  /// 2-core host (52 000 against 37 000 a second, 90 s each way), and every machine
+  /// soaks the whole time rather than a third of it.
   public init(
-    common: CommonOptions, seconds: Int = 600, vcpus: [Int] = [2, 4, 8], jobs: Int = 1,
+    common: CommonOptions, seconds: Int = 600, vcpus: [Int] = [2, 4, 8], jobs: Int? = nil,
     seed: Int? = nil
   ) {
     self.common = common
     self.seconds = seconds
     self.vcpus = vcpus
-    self.jobs = jobs
+    self.jobs = jobs ?? vcpus.count
     self.seed = seed
   }
 
@@ -54,6 +57,7 @@ public enum SoakRun {
   public static func run(_ options: SoakOptions, sink: @escaping ReportSink) -> Int32 {
     let common = options.common
     let configs = options.configurations
+    try? FileManager.default.createDirectory(atPath: common.logs, withIntermediateDirectories: true)
     let version = BenchRun.qemuVersion(
       common.command.qemu, scratchPath: "\(common.logs)/qemu-version.txt")
     sink(
