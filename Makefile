@@ -12,6 +12,10 @@ MACHINE ?= pc
 APPEND  ?=
 BOOTS   ?= 5
 VCPUS   ?= 1,2,4,8,16,32,64
+# make soak: minutes of wall time, the machines (one per vCPU count), how many at once.
+SOAK_MINUTES ?= 10
+SOAK_VCPUS   ?= 2,4,8
+SOAK_JOBS    ?= 3
 
 BUILD   := build
 KERNEL  := $(BUILD)/kernel.elf
@@ -34,7 +38,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -Xfrontend -function-sections \
   -warnings-as-errors
 
-.PHONY: all deps run check bench trace debug clean help host-test host-test-tsan harness-check
+.PHONY: all deps run check bench trace soak debug clean help host-test host-test-tsan harness-check
 
 all: $(IMAGE)
 
@@ -44,6 +48,7 @@ help:
 	@echo "make check      host tests (swift test, and SMP under TSan), kernel build, QEMU harness matrix"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
+	@echo "make soak       cross-call, stop and hotplug torture for SOAK_MINUTES=$(SOAK_MINUTES) on SOAK_VCPUS=$(SOAK_VCPUS) vCPUs"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
 	@echo "make deps       check and install nasm, QEMU, linker"
 	@echo "make clean"
@@ -107,6 +112,12 @@ bench: deps $(IMAGE)
 trace: deps $(IMAGE)
 	swift run lockstep-harness trace --kernel $(IMAGE) --accel $(ACCEL) --smp 8 \
 	  --out $(BUILD)/stop-trace.json
+
+# The torture mix in rounds (ktest=soak) on each of SOAK_VCPUS, SOAK_JOBS machines at once,
+# for SOAK_MINUTES of wall time in all; progress streamed, `N passed, N failed` at the end.
+soak: deps $(IMAGE)
+	swift run lockstep-harness soak --kernel $(IMAGE) --accel $(ACCEL) \
+	  --minutes $(SOAK_MINUTES) --vcpus $(SOAK_VCPUS) --jobs $(SOAK_JOBS)
 
 clean:
 	rm -rf $(BUILD)

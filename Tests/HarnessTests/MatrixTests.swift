@@ -27,7 +27,7 @@ struct MatrixTests {
         "sched-4-x2apic-kvm", "demo-4",
         "fault-stack-overflow", "fault-thread-overflow", "fault-stop-stall",
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
-        "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8",
+        "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8", "soak-4",
       ] + sendStopNames(kvm: false) + sendStopNames(kvm: true))
   }
 

@@ -12,6 +12,7 @@ enum KernelTests {
       HotplugSuite.suite,
       StopTortureSuite.suite,
       StopTortureRegressions.suite,
+      SoakSuite.suite,
       StopTraceSuite.suite,
       SendStopSuite.suite,
       FaultSuites.threadStackOverflow,
@@ -32,6 +33,7 @@ enum KernelTests {
       BootParameterKey("torture_ops", .integer),  // calls `torture` makes in all
       BootParameterKey("torture_seed", .integer),  // its random seed (default: the TSC)
       BootParameterKey("stop_runs", .integer, allowed: 1...1_000_000),  // stop_machine_lockstep's runs
+      SoakSuite.parameterKey,  // soak_seconds: how long `soak` runs
     ] + SendStopSuite.parameterKeys
   }
 

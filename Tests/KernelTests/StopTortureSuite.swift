@@ -83,9 +83,12 @@ enum StopTortureSuite {
 
   /// Starts `total` operations (fewer if `cap` milliseconds pass first), keeping `perCPU`
   /// per online CPU in flight, and waits for them all. Returns how many it started, or
-  /// a report of the operations stuck.
-  private static func drive(_ total: Int, _ tally: StopTortureTally, cap: UInt64?) -> Result<Int, Stuck> {
-    var random = TestRandom(seed: tally.seed)
+  /// a report of the operations stuck. Its choices follow `seed` (default: the tally's);
+  /// the soak drives one round with each seed of its own.
+  static func drive(
+    _ total: Int, _ tally: StopTortureTally, cap: UInt64?, seed: UInt64? = nil
+  ) -> Result<Int, Stuck> {
+    var random = TestRandom(seed: seed ?? tally.seed)
     let ended = Completion<X86_64Platform>()
     var inFlight: [StopTortureOperation] = []
     var started = 0
@@ -147,7 +150,7 @@ enum StopTortureSuite {
   /// has its last steps to take), brings every CPU of `online` back up, and checks
   /// that each stopper is idle and taking work and that one last `stopMachine` runs
   /// right everywhere.
-  private static func restore(_ online: CPUSet) -> LogLine? {
+  static func restore(_ online: CPUSet) -> LogLine? {
     let residentsGone = waitUntil(milliseconds: 2000) {
       CPUs.possible.allSatisfy { Threads.residentThreads(on: $0) == ($0 == .boot ? 1 : 0) }
     }

@@ -36,8 +36,21 @@ enum TortureSuite {
     KTAP.diagnostic(
       "seed \(seed) (torture_seed=\(seed) repeats it), \(total) operations from \(threadsPerCPU) threads on each of \(online.count) CPUs"
     )
-    let group = ThreadGroup(capacity: workers)
     let start = Clock.nanoseconds()
+    if let late = runWorkers(state, on: online, threadsPerCPU: threadsPerCPU, bound: boundMilliseconds) {
+      return .fail("torture threads, bound \(boundMilliseconds) ms: \(line: late)")
+    }
+    return state.verdict(elapsed: Clock.nanoseconds() - start)
+  }
+
+  /// Starts `threadsPerCPU` workers of `state` on each CPU of `online` and waits for them,
+  /// `bound` ms in all. Returns nil once all have ended, else the group's report; then
+  /// `state` is kept alive for good, since the late threads still use it. The soak runs
+  /// its cross-call rounds through this too.
+  static func runWorkers(
+    _ state: TortureState, on online: CPUSet, threadsPerCPU: Int, bound: UInt64
+  ) -> LogLine? {
+    let group = ThreadGroup(capacity: threadsPerCPU * online.count)
     // Round robin over the CPUs, so that every CPU has a thread running as early as possible.
     for round in 0..<threadsPerCPU {
       for (position, cpu) in online.enumerated() {
@@ -45,11 +58,9 @@ enum TortureSuite {
         group.start(ThreadName("torture", number), on: cpu, TortureWorker.entry, state.assignment(number))
       }
     }
-    if let late = group.wait(milliseconds: boundMilliseconds) {
-      _ = Unmanaged.passRetained(state)  // the late threads still use it
-      return .fail("torture threads, bound \(boundMilliseconds) ms: \(line: late)")
-    }
-    return state.verdict(elapsed: Clock.nanoseconds() - start)
+    guard let late = group.wait(milliseconds: bound) else { return nil }
+    _ = Unmanaged.passRetained(state)
+    return late
   }
 }
 
@@ -58,6 +69,9 @@ enum TortureSuite {
 final class TortureState {
   let operationsPerWorker: Int
   let seed: UInt64
+  /// When workers stop early (`Clock.nanoseconds`), whatever their share: the soak's
+  /// timed rounds. Nil for the `torture` suite, which runs every share to the end.
+  let deadline: UInt64?
   let issued = Atomic<Int>(0)
   let executed = Atomic<Int>(0)
   let errors = Atomic<Int>(0)
@@ -74,11 +88,13 @@ final class TortureState {
   private let assignments: UnsafeMutablePointer<Assignment>
   private let workers: Int
 
-  /// The state for `workers` threads of `operationsPerWorker` calls each.
-  init(workers: Int, operationsPerWorker: Int, seed: UInt64) {
+  /// The state for `workers` threads of `operationsPerWorker` calls each, ending at
+  /// `deadline` if one is given.
+  init(workers: Int, operationsPerWorker: Int, seed: UInt64, deadline: UInt64? = nil) {
     self.workers = workers
     self.operationsPerWorker = operationsPerWorker
     self.seed = seed
+    self.deadline = deadline
     assignments = .allocate(capacity: workers)
     for number in 0..<workers {
       (assignments + number).initialize(to: Assignment(state: self, number: number))

@@ -85,12 +85,15 @@ public struct Expectations: Equatable, Sendable {
   /// Whether the log must hold a `stoptrace` block that converts to a valid trace-event
   /// file (`StopTraceValidator.failures(inLog:)`).
   public var stopTrace: Bool
+  /// The seconds of `ktest=soak` the log must show, its counters judged by `SoakJudge`.
+  public var soakSeconds: Int?
 
   /// Creates expectations; everything but the outcome is optional.
   public init(
     outcome: Outcome = .pass, onlineCPUs: [Int]? = nil, apicIDs: [UInt32]? = nil,
     mustContain: [String] = [], mustNotContain: [String] = [], ktapSuites: [String] = [],
-    deadAP: DeadAPExpectation? = nil, wholeLines: WholeLines? = nil, stopTrace: Bool = false
+    deadAP: DeadAPExpectation? = nil, wholeLines: WholeLines? = nil, stopTrace: Bool = false,
+    soakSeconds: Int? = nil
   ) {
     self.outcome = outcome
     self.onlineCPUs = onlineCPUs
@@ -101,6 +104,7 @@ public struct Expectations: Equatable, Sendable {
     self.deadAP = deadAP
     self.wholeLines = wholeLines
     self.stopTrace = stopTrace
+    self.soakSeconds = soakSeconds
   }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 
-// The harness commands, end to end (`trace` in TraceCommand.swift). Exit statuses:
+// The harness commands, end to end (`trace` in TraceCommand.swift, `soak` in SoakRun.swift). Exit statuses:
 // 0 success, 1 failure, 2 usage or setup error (no kernel image, empty selection).
 
 /// Runs a parsed command line.
@@ -20,6 +20,8 @@ public enum Commands {
     case .trace(let options):
       guard options.log != nil || hasKernel(options.common) else { return 2 }
       return trace(options, sink: Console.standardOutput)
+    case .soak(let options):
+      return hasKernel(options.common) ? SoakRun.run(options, sink: Console.standardOutput) : 2
     }
   }
 

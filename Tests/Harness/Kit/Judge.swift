@@ -42,6 +42,9 @@ public enum Judge {
     if expectations.stopTrace {
       failures += StopTraceValidator.failures(inLog: log).map { "stop trace: \($0)" }
     }
+    if let seconds = expectations.soakSeconds {
+      failures += SoakJudge.failures(log.soakProgress, seconds: seconds).map { "soak: \($0)" }
+    }
     return Verdict(failures: failures)
   }
 

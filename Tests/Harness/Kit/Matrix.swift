@@ -7,7 +7,7 @@ public enum Matrix {
   public static let standard: [BootConfig] =
     scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
     + console + crossCalls + torture + sched + demo + stacks + stop + hotplug + stopTorture
-    + stopKVM + trace + sendStop + sendStopKVM
+    + stopKVM + trace + soak + sendStop + sendStopKVM
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in
@@ -123,13 +123,14 @@ public enum Matrix {
     .bootSuite(
       "timeouts-zero", smp: "2",
       extraAppend:
-        "ap_timeout_ms=0 csd_timeout_ms=0 panic_on_ipistall=999999999 test_slow_ap=1:x stop_timeout_ms=0 stop_runs=0 stop_retries=0 stop_timeout_us=0 stop_wait=sometimes",
+        "ap_timeout_ms=0 csd_timeout_ms=0 panic_on_ipistall=999999999 test_slow_ap=1:x stop_timeout_ms=0 stop_runs=0 stop_retries=0 stop_timeout_us=0 stop_wait=sometimes soak_seconds=0",
       online: [0, 1],
       mustContain: [
         "ap_timeout_ms=0: out of range", "csd_timeout_ms=0: out of range",
         "panic_on_ipistall=999999999: out of range", "test_slow_ap=1:x: malformed",
         "stop_timeout_ms=0: out of range", "stop_runs=0: out of range", "stop_retries=0: out of range",
         "stop_timeout_us=0: out of range", "stop_wait=sometimes: the only value is 'forever'; ignored",
+        "soak_seconds=0: out of range",
       ]),
     BootConfig(
       name: "ipi-csd-1ms", smp: "2", append: "csd_timeout_ms=1 ktest=ipi",

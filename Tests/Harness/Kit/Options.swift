@@ -1,4 +1,4 @@
-// The harness's command line: `check`, `bench`, `run` and `trace`, each with `--flag value` options.
+// The harness's command line: `check`, `bench`, `run`, `trace` and `soak`, each with `--flag value` options.
 
 /// Options every command takes.
 public struct CommonOptions: Equatable, Sendable {
@@ -84,6 +84,8 @@ public enum Invocation: Equatable, Sendable {
   case run(RunOptions)
   /// `trace`.
   case trace(TraceOptions)
+  /// `soak`.
+  case soak(SoakOptions)
   /// `help`, `-h` or `--help`.
   case help
 }
@@ -113,6 +115,9 @@ extension Invocation {
            lockstep-harness trace --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm] [--smp 8]
                                   [--out build/stop-trace.json] [--logs build/logs]
            lockstep-harness trace --log SERIAL-LOG [--out build/stop-trace.json]
+           lockstep-harness soak  --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm]
+                                  [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 3]
+                                  [--seed S] [--logs build/logs]
     """
 
   private static let commonFlags = ["kernel", "qemu", "accel", "logs"]
@@ -134,6 +139,8 @@ extension Invocation {
       return .run(try runOptions(rest))
     case "trace":
       return .trace(try traceOptions(rest))
+    case "soak":
+      return .soak(try soakOptions(rest))
     case "help", "-h", "--help":
       return .help
     default:
@@ -143,15 +150,35 @@ extension Invocation {
 
   private static func benchOptions(_ arguments: [String]) throws(UsageError) -> BenchOptions {
     let flags = try FlagValues(arguments, allowed: commonFlags + ["vcpus", "boots", "json"])
-    let vcpuText = flags.values["vcpus"] ?? "1,2,4,8,16,32,64"
-    var cursor = TextCursor(vcpuText)
-    guard let vcpus = cursor.integerList(), cursor.isAtEnd, !vcpus.contains(0) else {
-      throw UsageError(message: "--vcpus needs a list like 1,2,4, not '\(vcpuText)'")
-    }
     return BenchOptions(
-      common: try common(flags), vcpus: vcpus,
+      common: try common(flags), vcpus: try vcpuList(flags, default: "1,2,4,8,16,32,64"),
       boots: try flags.integer("boots", minimum: 1) ?? 5,
       json: flags.values["json"] ?? "build/bench.json")
+  }
+
+  private static func soakOptions(_ arguments: [String]) throws(UsageError) -> SoakOptions {
+    let allowed = commonFlags + ["minutes", "seconds", "vcpus", "jobs", "seed"]
+    let flags = try FlagValues(arguments, allowed: allowed)
+    let minutes = try flags.integer("minutes", minimum: 1)
+    let seconds = try flags.integer("seconds", minimum: 1)
+    guard minutes == nil || seconds == nil else {
+      throw UsageError(message: "give --minutes or --seconds, not both")
+    }
+    // The kernel takes soak_seconds=1...86400 (a day) per machine.
+    let total = seconds ?? (minutes ?? 10) * 60
+    guard total <= 86_400 else { throw UsageError(message: "a soak lasts at most a day (86400 s)") }
+    return SoakOptions(
+      common: try common(flags), seconds: total, vcpus: try vcpuList(flags, default: "2,4,8"),
+      jobs: try flags.integer("jobs", minimum: 1), seed: try flags.integer("seed", minimum: 0))
+  }
+
+  private static func vcpuList(_ flags: FlagValues, default text: String) throws(UsageError) -> [Int] {
+    let vcpuText = flags.values["vcpus"] ?? text
+    var cursor = TextCursor(vcpuText)
+    guard let vcpus = cursor.integerList(), cursor.isAtEnd, !vcpus.isEmpty, !vcpus.contains(0) else {
+      throw UsageError(message: "--vcpus needs a list like 1,2,4, not '\(vcpuText)'")
+    }
+    return vcpus
   }
 
   private static func runOptions(_ arguments: [String]) throws(UsageError) -> RunOptions {
