@@ -5,7 +5,7 @@
 ;   On entry (Multiboot spec 0.6.96 §3.2): 32-bit protected mode, paging off,
 ;   EAX = 0x2BADB002, EBX = physical address of the Multiboot information structure,
 ;   interrupts off, no usable stack.
-;   Leaves: long mode, paging on with the identity map below, a 16 KiB boot stack,
+;   Leaves: long mode, paging on with the identity map below, a 32 KiB boot stack,
 ;   GS base pointing at `early_percpu_bsp` (CPU index 0), and calls
 ;   `kmain(magic: UInt32 in EDI, info: UInt64 in RSI)`. kmain never returns.
 ;
@@ -127,6 +127,6 @@ global boot_stack_guard
 boot_stack_guard:
     resb 4096
 boot_stack:
-    resb 16384
+    resb BOOT_STACK_SIZE
 global boot_stack_top
 boot_stack_top:

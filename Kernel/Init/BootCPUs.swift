@@ -37,7 +37,7 @@ enum BootCPUs {
     let boot = PerCPU.block(.boot)
     PerCPU.install(boot)
     boot.pointee.stackTop = KernelSymbols.bootStackTop
-    boot.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
+    boot.pointee.stackBottom = KernelSymbols.bootStackBottom
     PerCPU.loadDescriptors(boot)
     Idle.pollMaximumNanoseconds = UInt64(parameters.integer("idle_poll_us") ?? 0) * 1000
     Threads.setUp()

@@ -12,6 +12,7 @@ enum CannedLog {
     cmdline: ktest=boot\r
     Brought up 4 CPUs\r
     smp: online cpus=0,1,2,3 apic=0,1,2,3
+    W+X mappings: none
     KTAP version 1
     1..1
         KTAP version 1
@@ -55,6 +56,7 @@ enum CannedLog {
   static let failingCase = """
     Brought up 4 CPUs
     smp: online cpus=0,1,2,3 apic=0,1,2,3
+    W+X mappings: none
     KTAP version 1
     1..1
         KTAP version 1

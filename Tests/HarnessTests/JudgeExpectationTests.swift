@@ -75,6 +75,15 @@ struct JudgeExpectationTests {
     #expect(verdict.passed, "\(verdict.reason)")
   }
 
+  /// Every boot-suite configuration needs the W+X walk's verdict: a boot that lacks
+  /// it (or lists W+X mappings and panics) fails.
+  @Test func bootSuiteConfigsRequireNoWXMappings() {
+    let config = Matrix.standard.first { $0.name == "smp-4-pc" }!
+    let log = CannedLog.boot4.replacingOccurrences(of: "W+X mappings: none\n", with: "")
+    let verdict = Judge.judge(record(log), against: config.expectations)
+    #expect(verdict.failures == ["log lacks 'W+X mappings: none'"])
+  }
+
   @Test func reportShowsTheLogTailForFailuresOnly() {
     let pass = ResultFormat.report(
       name: "smp-4-pc", verdict: Verdict(failures: []), record: record(CannedLog.boot4))

@@ -22,10 +22,12 @@ struct MatrixTests {
         "dead-ap-2", "slow-ap-before-4", "slow-ap-across-4", "slow-ap-across-8", "slow-ap-after-8",
         "demo-4-ap-timeout-1", "timeouts-zero", "ipi-csd-1ms", "ipi-panic-on-stall",
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "console-8", "console-64",
-        "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "torture-2", "torture-3",
+        "ipi-1", "ipi-2", "ipi-4", "ipi-8", "ipi-maxcpus-2", "ipi-4-kvm", "torture-2", "torture-3",
         "torture-4", "torture-8", "sched-1", "sched-2", "sched-4", "sched-8",
         "sched-4-x2apic-kvm", "demo-4",
-        "fault-stack-overflow", "fault-thread-overflow", "fault-stop-stall",
+        "fault-stack-overflow", "fault-thread-overflow", "fault-boot-stack-overflow",
+        "fault-ap-stack-overflow", "fault-nmi-stack-overflow", "fault-nmi-stack-overflow-kvm",
+        "fault-write-text", "fault-exec-heap", "fault-stop-stall",
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
         "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8", "soak-4",
       ] + sendStopNames(kvm: false) + sendStopNames(kvm: true))
@@ -90,7 +92,15 @@ struct MatrixTests {
 
   @Test func faultConfigsExpectTheirEnding() {
     #expect(config("fault-pf").expectations.outcome == .panic)
-    #expect(config("fault-pf").expectations.mustContain == ["exception 14", "CR2=0x"])
+    #expect(
+      config("fault-pf").expectations.mustContain == [
+        "exception 14", "CR2=0x", "page fault: read from an unmapped page at", "PANIC: end of report",
+      ])
+    #expect(config("fault-write-text").expectations.outcome == .panic)
+    #expect(config("fault-write-text").expectations.mustContain.contains("PANIC: end of report"))
+    #expect(config("fault-nmi-stack-overflow-kvm").requiresKVM)
+    #expect(config("fault-nmi-stack-overflow-kvm").append == "ktest=fault_nmi_stack_overflow")
+    #expect(config("smp-4-pc").expectations.mustContain.contains("W+X mappings: none"))
     #expect(config("fault-triple").expectations.outcome == .tripleFault)
   }
 
@@ -145,7 +155,9 @@ struct MatrixTests {
     #expect(
       CheckRun.configurations(matching: "fault").map(\.name) == [
         "fault-ud", "fault-pf", "fault-triple", "fault-early-ap", "fault-stack-overflow",
-        "fault-thread-overflow", "fault-stop-stall",
+        "fault-thread-overflow", "fault-boot-stack-overflow", "fault-ap-stack-overflow",
+        "fault-nmi-stack-overflow", "fault-nmi-stack-overflow-kvm", "fault-write-text",
+        "fault-exec-heap", "fault-stop-stall",
       ])
     #expect(CheckRun.configurations(matching: nil).count == Matrix.standard.count)
     #expect(CheckRun.configurations(matching: "zzz").isEmpty)

@@ -64,10 +64,13 @@ enum KernelSymbols {
   static var consoleRing: UnsafeMutableRawPointer {
     UnsafeMutableRawPointer(bitPattern: UInt(address(.consoleRing)))!
   }
-  /// Top of the boot CPU's 16 KiB boot stack.
+  /// Top of the boot CPU's 32 KiB boot stack (`BOOT_STACK_SIZE`).
   static var bootStackTop: UInt64 { address(.bootStackTop) }
   /// The page below the boot stack, left unmapped (KernelProtection.swift).
   static var bootStackGuard: UInt64 { address(.bootStackGuard) }
+  /// The boot stack's lowest address: it starts right above its guard page
+  /// (Boot/boot.asm, `BOOT_STACK_SIZE` in Boot/layout.inc).
+  static var bootStackBottom: UInt64 { bootStackGuard + 4096 }
   /// The kernel's code is [kernelStart, textEnd), its read-only data [textEnd,
   /// rodataEnd), and its writable data [rodataEnd, kernelEnd); each bound page aligned
   /// (Linker/kernel.ld).

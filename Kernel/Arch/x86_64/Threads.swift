@@ -88,7 +88,7 @@ enum Threads {
     let main = allocate(ThreadName("main"), priority: .normal, on: .boot, function: nil, argument: nil)
     checkContextOffset(main)
     main.pointee.stackTop = KernelSymbols.bootStackTop
-    main.pointee.stackBottom = KernelSymbols.bootStackTop - 16384
+    main.pointee.stackBottom = KernelSymbols.bootStackBottom
     scheduler.adopt(main, asIdle: false)
     let idle = create(
       ThreadName("idle", 0), priority: .idle, on: .boot, function: idleEntry, argument: nil)
