@@ -38,14 +38,15 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -Xfrontend -function-sections \
   -warnings-as-errors
 
-.PHONY: all deps run check bench trace soak debug clean help host-test host-test-tsan harness-check
+.PHONY: all deps run check bench trace soak debug clean help host-test host-test-tsan harness-check verify
 
 all: $(IMAGE)
 
 help:
 	@echo "make            build $(KERNEL) and $(IMAGE)"
 	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
-	@echo "make check      host tests (swift test, and SMP under TSan), kernel build, QEMU harness matrix"
+	@echo "make check      host tests (swift test, and SMP under TSan), models, kernel build, QEMU harness matrix"
+	@echo "make verify     model-check the SMP protocols with Spin (models/; VERIFY_CPUS=4 for bigger runs)"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
 	@echo "make soak       cross-call, stop and hotplug torture for SOAK_MINUTES=$(SOAK_MINUTES) on SOAK_VCPUS=$(SOAK_VCPUS) vCPUs"
@@ -94,12 +95,17 @@ host-test:
 host-test-tsan:
 	swift test --sanitize=thread --scratch-path .build-tsan --filter SMP
 
+# The protocols' Promela models, exhaustively, and their mutants rejected (models/README.md).
+verify: deps
+	@scripts/verify.sh
+
 harness-check: $(IMAGE)
 	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL)
 
 check: deps
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory host-test-tsan
+	@$(MAKE) --no-print-directory verify
 	@$(MAKE) --no-print-directory $(IMAGE)
 	@$(MAKE) --no-print-directory harness-check
 

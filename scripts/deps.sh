@@ -17,6 +17,7 @@ need_command nasm nasm
 need_command qemu-system-x86_64 qemu-system-x86
 need_command objcopy binutils
 need_command python3 python3   # scripts/check-layers.py
+need_command spin spin         # scripts/verify.sh (models/)
 need_package gcc-multilib
 need_package libc6-dev
 
