@@ -84,8 +84,9 @@ enum APStartup {
   /// A stop (`smp_send_stop`, the crash stop) may begin at any point of it: the stop
   /// moves every CPU that is not running to `stopped`, which no claim, re-arm or join
   /// below can leave. The start tells the stop which CPUs a STARTUP may have reached
-  /// (`SendStop.noteStartup`), and when it is over, so that the stop waits exactly for
-  /// the APs that may be running start-up code (docs/send-stop.md).
+  /// (`SendStop.noteStartup`), and when it is over, so that the stop waits for the APs
+  /// that may be running start-up code (not exactly: docs/send-stop.md names three gaps,
+  /// in each of which the AP still parks).
   private static func start(_ cpus: CPUSet, policy: Policy) -> Outcome {
     var outcome = Outcome()
     waiter = X86_64Platform.currentCPU
@@ -206,7 +207,9 @@ enum APStartup {
 
   /// Two rounds of STARTUP naming `page`; the second only to CPUs not online yet (a
   /// STARTUP reaching a CPU that already left wait-for-SIPI is ignored by it anyway).
-  /// None to a CPU a stop has claimed; a stop is told of each STARTUP before it goes.
+  /// None to a CPU a stop had claimed at the check; one the stop claims between the
+  /// check and the send finds `stopped` on arrival and parks. A stop is told of each
+  /// STARTUP before it goes.
   /// (`floor`: the floor's run, whose APs are never claimed, and never join.)
   private static func sendSTARTUP(
     to targets: CPUSet, page: UInt8, spacingMicroseconds: UInt64, floor: Bool = false
