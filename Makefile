@@ -42,6 +42,8 @@ help:
 	@echo "make            build $(KERNEL) and $(IMAGE)"
 	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
 	@echo "make check      host tests (swift test, and SMP under TSan), kernel build, QEMU harness matrix"
+	@echo "                (and 5 s of each fuzz target)"
+	@echo "make fuzz       libFuzzer on the ACPI, boot-parameter and KTAP parsers, 60 s each (FUZZ_SECONDS=N)"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
@@ -89,12 +91,18 @@ host-test:
 host-test-tsan:
 	swift test --sanitize=thread --scratch-path .build-tsan --filter SMP
 
+# The parsers under libFuzzer, each for FUZZ_SECONDS (Fuzz/README.md).
+.PHONY: fuzz
+fuzz: deps
+	@scripts/fuzz.sh
+
 harness-check: $(IMAGE)
 	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL)
 
 check: deps
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory host-test-tsan
+	@FUZZ_SECONDS=5 scripts/fuzz.sh
 	@$(MAKE) --no-print-directory $(IMAGE)
 	@$(MAKE) --no-print-directory harness-check
 
