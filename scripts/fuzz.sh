@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 SWIFTC=${SWIFTC:-swiftc}
 command -v "$SWIFTC" >/dev/null 2>&1 || PATH=/opt/swift/usr/bin:$PATH
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+# libFuzzer reads -max_total_time=0 as "no limit".
+[[ "$FUZZ_SECONDS" =~ ^[1-9][0-9]*$ ]] || { echo "FUZZ_SECONDS must be a whole number >= 1" >&2; exit 2; }
 FUZZ_OPT=${FUZZ_OPT:--O}
 OUT=build/fuzz
 
@@ -87,8 +89,9 @@ run() { # name maxlen
   local name=$1 maxlen=$2 log=$OUT/logs/$1.log
   rm -f "$log"
   local artifacts=$OUT/artifacts/$name
-  mkdir -p "$OUT/corpus/$name" "$artifacts" Fuzz/corpus/"$name"
-  rm -f "$artifacts"/*
+  mkdir -p "$OUT/corpus/$name" "$artifacts"
+  # Inputs saved by earlier runs stay; only those newer than this stamp are this run's.
+  touch "$OUT/logs/$name.started"
   # libFuzzer stops itself after -max_total_time; `timeout` bounds a hang inside one input
   # past -timeout, and the KILL after it a process that ignores TERM.
   timeout -k 10 $((FUZZ_SECONDS + 60)) "$OUT/$name" \
@@ -104,7 +107,7 @@ run() { # name maxlen
   ft=$(echo "$done" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
   corp=$(echo "$done" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
   local found
-  found=$(find "$artifacts" -type f | sort)
+  found=$(find "$artifacts" -type f -newer "$OUT/logs/$name.started" | sort)
   if [ $status -eq 0 ] && [ -z "$found" ] && [ -n "$runs" ]; then
     echo "PASS $name: $runs runs in $seconds s, cov $cov ft $ft, $corp corpus units, no crash"
     return 0
