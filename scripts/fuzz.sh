@@ -78,7 +78,7 @@ build() { # executable
 # paste into a unit test as a fixture.
 show_artifact() { # path
   echo "  artifact: $1 ($(wc -c <"$1") bytes)"
-  xxd "$1" | head -64 | sed 's/^/    /'
+  od -A x -t x1z -v "$1" | head -64 | sed 's/^/    /'
   if [ "$(wc -c <"$1")" -le 512 ]; then
     echo "  as Swift: [$(od -An -v -tx1 "$1" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//; s/\([0-9a-f][0-9a-f]\)/0x\1,/g; s/,$//')]"
   fi

@@ -8,9 +8,9 @@
 ///   - message: what broke, for the crash report.
 func require(
   _ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String,
-  line: UInt = #line
+  file: StaticString = #fileID, line: UInt = #line
 ) {
   if !condition() {
-    fatalError("fuzz property broken: \(message())", line: line)
+    fatalError("fuzz property broken: \(message())", file: file, line: line)
   }
 }
