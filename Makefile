@@ -45,8 +45,10 @@ all: $(IMAGE)
 help:
 	@echo "make            build $(KERNEL) and $(IMAGE)"
 	@echo "make run        boot with SMP=$(SMP) vCPUs (ACCEL=kvm, MACHINE=q35, APPEND='...' to vary)"
-	@echo "make check      host tests (swift test, and SMP under TSan), models, kernel build, QEMU harness matrix"
+	@echo "make check      host tests (swift test, and SMP under TSan), models, 5 s of each fuzz target,"
+	@echo "                kernel build, QEMU harness matrix"
 	@echo "make verify     model-check the SMP protocols with Spin (models/; VERIFY_CPUS=4 for bigger runs)"
+	@echo "make fuzz       libFuzzer on the ACPI, boot-parameter and KTAP parsers, 60 s each (FUZZ_SECONDS=N)"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
 	@echo "make soak       cross-call, stop and hotplug torture for SOAK_MINUTES=$(SOAK_MINUTES) on SOAK_VCPUS=$(SOAK_VCPUS) vCPUs"
@@ -99,6 +101,11 @@ host-test-tsan:
 verify: deps
 	@scripts/verify.sh
 
+# The parsers under libFuzzer, each for FUZZ_SECONDS (Fuzz/README.md).
+.PHONY: fuzz
+fuzz: deps
+	@scripts/fuzz.sh
+
 harness-check: $(IMAGE)
 	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL)
 
@@ -106,6 +113,7 @@ check: deps
 	@$(MAKE) --no-print-directory host-test
 	@$(MAKE) --no-print-directory host-test-tsan
 	@$(MAKE) --no-print-directory verify
+	@FUZZ_SECONDS=5 scripts/fuzz.sh
 	@$(MAKE) --no-print-directory $(IMAGE)
 	@$(MAKE) --no-print-directory harness-check
 

@@ -33,6 +33,18 @@ struct SerialLogTests {
     #expect(OnlineCPUs.parse("smp: online cpus=0- apic=0")?.cpus == nil)
   }
 
+  /// Found by the ktap fuzz target: expanding this range tried to allocate 32 GB, and
+  /// smaller ones of millions slowed every log that held one.
+  @Test func hugeCPUListRangeIsMalformed() {
+    let line = "smp: online cpus=0-4000000000 apic=0"
+    #expect(OnlineCPUs.parse(Substring(line)) == nil)
+    #expect(SerialLog(line + "\n").online == nil)
+    var most = TextCursor("0-\(TextCursor.maximumListCount - 1)")
+    #expect(most.integerList()?.count == TextCursor.maximumListCount)
+    var tooMany = TextCursor("0-\(TextCursor.maximumListCount - 2),9,10")
+    #expect(tooMany.integerList() == nil && tooMany.rest.hasPrefix("0-"))
+  }
+
   @Test(arguments: [
     "smp: online cpus= apic=0", "smp: online cpus=0,,1 apic=0,1", "smp: online cpus=0",
     "smp: online cpus=0 apic=4294967296", "smp: online cpus=-1 apic=0", "online cpus=0 apic=0",

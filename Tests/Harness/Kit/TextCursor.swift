@@ -8,6 +8,11 @@ public struct TextCursor {
   /// The input not yet consumed.
   public private(set) var rest: Substring
 
+  /// The most values `integerList()` expands a list to. A cpulist names CPUs or APIC IDs, a
+  /// few hundred at most; a longer one is malformed rather than an allocation of gigabytes
+  /// (the ktap fuzz target's `cpus=0-4000000000`).
+  public static let maximumListCount = 1 << 16
+
   /// Creates a cursor at the start of `text`.
   public init(_ text: some StringProtocol) {
     rest = Substring(text)
@@ -46,7 +51,8 @@ public struct TextCursor {
 
   /// Consumes a Linux cpulist of non-negative integers: ranges and single values joined by
   /// commas, such as `0,1,3` or `0-2,4-6`; ranges are expanded.
-  /// - Returns: The values, or nil (consuming nothing) when the list is empty or malformed.
+  /// - Returns: The values, or nil (consuming nothing) when the list is empty, malformed, or
+  ///   longer than `maximumListCount` once expanded.
   public mutating func integerList() -> [Int]? {
     var copy = self
     var values: [Int] = []
@@ -57,6 +63,8 @@ public struct TextCursor {
         guard let end = copy.integer(), end >= first else { return nil }
         last = end
       }
+      // Checked before expanding; first >= 0, so last - first cannot overflow.
+      guard last - first < Self.maximumListCount - values.count else { return nil }
       values.append(contentsOf: first...last)
     } while copy.skip(",")
     self = copy
