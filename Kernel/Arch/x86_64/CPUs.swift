@@ -21,10 +21,12 @@ enum CPUs {
       let block = blocks + entry.cpu.rawValue
       block.initialize(
         to: PerCPU(selfAddress: UInt64(UInt(bitPattern: block)), cpu: entry.cpu, apicID: entry.apicID))
-      block.pointee.descriptors.allocateInterruptStacks(cpu: entry.cpu)
       let nap = UnsafeMutablePointer<Timer>.allocate(capacity: 1)
       nap.initialize(to: Timer())
       block.pointee.napTimer = nap
+    }
+    CPUDescriptors.allocateInterruptStacks(count: count) { cpu, slot, top in
+      blocks[cpu].descriptors.istTops[slot] = top
     }
     PerCPU.blocks = blocks
     possibleCount = count

@@ -37,15 +37,17 @@ struct CPUDescriptors {
   /// Tops of the NMI, double-fault, machine-check and page-fault stacks (IST 1-4).
   var istTops = InlineArray<4, UInt64>(repeating: 0)
 
-  /// Allocates CPU `cpu`'s IST stacks, each with a guard page (GuardedStacks.swift):
-  /// an NMI handler that overflows faults in its guard page, and the page fault's own
-  /// stack reports it. Boot CPU, at set-up: an AP must not allocate while it starts (63
-  /// APs contending for the heap lock on two host cores cost milliseconds).
-  mutating func allocateInterruptStacks(cpu: CPUIndex) {
-    for slot in 0..<Self.istCount {
-      guard let stack = GuardedStacks.allocate(pages: Self.istStackSize / 4096, owner: Self.stackName(slot + 1), number: cpu.rawValue)
-      else { Panic.halt("no memory for CPU \(cpu)'s interrupt stacks") }
-      istTops[slot] = stack.top
+  /// Allocates the IST stacks of CPUs 0..<count, each with a guard page
+  /// (GuardedStacks.swift): an NMI handler that overflows faults in its guard page, and
+  /// the page fault's own stack reports it. One run per IST slot, numbered by CPU.
+  /// Boot CPU, at set-up: an AP must not allocate while it starts (63 APs contending for
+  /// the heap lock on two host cores cost milliseconds). Returns each CPU's tops
+  /// through `store(cpu, slot, top)`.
+  static func allocateInterruptStacks(count: Int, _ store: (Int, Int, UInt64) -> Void) {
+    for slot in 0..<istCount {
+      guard let run = GuardedStacks.allocateRun(count: count, pages: istStackSize / 4096, owner: stackName(slot + 1))
+      else { Panic.halt("no memory for \(count) CPUs' interrupt stacks") }
+      for cpu in 0..<count { store(cpu, slot, run.bottom + UInt64(cpu) * run.stride + UInt64(istStackSize)) }
     }
   }
 

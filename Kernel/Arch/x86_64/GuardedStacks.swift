@@ -89,22 +89,35 @@ enum GuardedStacks {
 
   /// `count` stacks of `pages` pages each, in new slots one after another, numbered
   /// 0..<count for `owner`: stack i is [bottom + i * stride, bottom + i * stride +
-  /// pages * 4 KiB). For the AP trampoline, which picks a stack by arithmetic. Never
-  /// released. Nil as for `allocate`. Thread or boot context, after the heap is set up.
+  /// pages * 4 KiB). For the AP trampoline, which picks a stack by arithmetic, and for
+  /// every CPU's interrupt stacks (number = CPU). Never released. One heap block and one
+  /// `PageTables.mapRun` for all (see there why). Nil as for `allocate`. Thread or boot
+  /// context, after the heap is set up.
   static func allocateRun(count: Int, pages: Int, owner: StaticString) -> (bottom: UInt64, stride: UInt64)? {
     guard count > 0 && pages > 0 && pages <= maximumPages else { return nil }
     return lock.withLock {
       guard let table = slotTable() else { return nil }
-      var first: UInt64? = nil
+      let first = published.load(ordering: .relaxed)  // Only we write it, under the lock.
+      let stride = UInt64(pages + 2) * pageBytes
+      let span = UInt64(count) * stride
+      guard first + count <= capacity, nextOffset + span <= regionBytes,
+        let memory = KernelHeap.tryAllocate(bytes: count * pages * Int(pageBytes), alignment: Int(pageBytes))
+      else { return nil }
+      let firstGuard = regionBase + nextOffset
+      nextOffset += span  // claimed before mapping, as in addSlot()
+      // One call for the whole run: its page tables are filled before they are linked.
+      guard
+        PageTables.current.mapRun(
+          start: firstGuard + pageBytes, stride: stride, pages: pages, count: count,
+          physical: UInt64(UInt(bitPattern: memory)))
+      else { return nil }
       for number in 0..<count {
-        // New slots under one hold of the lock are adjacent: addSlot takes the next
-        // offset each time.
-        let index = published.load(ordering: .relaxed)  // Only we write it, under the lock.
-        guard let stack = addSlot(table + index, index: index, pages: pages, owner: owner, number: number)
-        else { return nil }
-        if first == nil { first = stack.bottom }
+        let guardPage = firstGuard + UInt64(number) * stride
+        (table + first + number).initialize(to: Slot(guardPage: guardPage, pages: pages, owner: owner, number: number))
       }
-      return (first!, UInt64(pages + 2) * pageBytes)
+      // Publish the records; pairs with the acquire in guardOwner(of:).
+      published.store(first + count, ordering: .releasing)
+      return (firstGuard + pageBytes, stride)
     }
   }
 
