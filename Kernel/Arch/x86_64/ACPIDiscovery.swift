@@ -77,7 +77,9 @@ enum ACPIDiscovery {
   }
 
   private static func header(at address: UInt64) -> SDTHeader? {
-    guard address != 0, address + UInt64(SDTHeader.size) <= mappedLimit else {
+    // Compared without adding to `address`: the firmware's 64-bit addresses can be
+    // anything, and one within a header's size of 2^64 would overflow (a trap at boot).
+    guard address != 0, address <= mappedLimit - UInt64(SDTHeader.size) else {
       log("acpi: table address \(hex: address) is outside the mapped 4 GiB")
       return nil
     }
@@ -87,7 +89,7 @@ enum ACPIDiscovery {
   /// The whole table at `address`, validated (signature, length, checksum), or nil.
   private static func table(at address: UInt64, signature: StaticString) -> UnsafeRawBufferPointer? {
     guard let header = header(at: address) else { return nil }
-    guard header.length <= maximumTableLength, address + UInt64(header.length) <= mappedLimit else {
+    guard header.length <= maximumTableLength, UInt64(header.length) <= mappedLimit - address else {
       log("acpi: table at \(hex: address) claims \(header.length) bytes; skipped")
       return nil
     }
