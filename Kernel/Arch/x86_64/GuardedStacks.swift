@@ -148,8 +148,8 @@ enum GuardedStacks {
     let bootGuard = KernelSymbols.bootStackGuard
     if address >= bootGuard && address - bootGuard < pageBytes { return ("boot-stack", 0) }
     guard address >= regionBase && address - regionBase < regionBytes else { return nil }
-    // Acquire pairs with the release in addSlot(): the table pointer and the records
-    // below `count` are written.
+    // Acquire pairs with the release in addSlot() and allocateRun(): the table pointer
+    // and the records below `count` are written.
     let count = published.load(ordering: .acquiring)
     guard count > 0, let table = slots else { return nil }
     for index in 0..<count {
