@@ -8,7 +8,7 @@
 ///
 /// QEMU's largest x86 machine (q35, 288 vCPUs) fits. This is the only fixed CPU limit in
 /// the kernel (docs/architecture.md, principle 8).
-/// Linux: NR_CPUS
+/// Linux: `NR_CPUS`
 public let maxCPUs = 512
 
 /// A dense logical CPU number, `0..<n`, assigned from the MADT with the boot CPU as 0.

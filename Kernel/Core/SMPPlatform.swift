@@ -29,7 +29,8 @@ public protocol SMPPlatform {
 
   /// Keeps the running thread on its CPU until the matching `preemptEnable()` (nests);
   /// a no-op where nothing preempts (before the scheduler runs, on the host's fake
-  /// CPUs). Linux: preempt_disable().
+  /// CPUs).
+  /// Linux: preempt_disable().
   static func preemptDisable()
   /// Undoes one `preemptDisable()`; may switch threads if one became due meanwhile.
   /// Linux: preempt_enable().
@@ -46,7 +47,8 @@ public protocol SMPPlatform {
   /// Interrupts `cpu` so that it runs `CrossCalls.handleInterrupt()`.
   /// Linux: arch_send_call_function_single_ipi().
   static func sendCallIPI(to cpu: CPUIndex)
-  /// Interrupts every CPU in `cpus` likewise. Linux: arch_send_call_function_ipi_mask().
+  /// Interrupts every CPU in `cpus` likewise.
+  /// Linux: arch_send_call_function_ipi_mask().
   static func sendCallIPI(toAll cpus: CPUSet)
   /// Makes `cpu` say where it is, for a report of a CPU that does not answer (Linux:
   /// trigger_single_cpu_backtrace()). Has a default: nothing.

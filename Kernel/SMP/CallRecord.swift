@@ -1,6 +1,7 @@
 import Synchronization
 
-/// One queued cross-CPU call. Linux: `struct call_single_data` (csd).
+/// One queued cross-CPU call.
+/// Linux: `struct call_single_data` (csd).
 ///
 /// A record belongs to its sender while LOCK is set: from the moment it is queued until
 /// the target has run the function and cleared LOCK. Only then may it be reused or, for a

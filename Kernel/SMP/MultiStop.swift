@@ -1,12 +1,13 @@
 import Synchronization
 
 /// One multi-CPU stop: the function, who runs it, and the state every taking-part CPU
-/// moves through in step. Lives on the requester's stack. Linux: struct multi_stop_data.
+/// moves through in step. Lives on the requester's stack.
+/// Linux: struct multi_stop_data.
 struct MultiStop: ~Copyable {
   let function: StopFunction
   let argument: UnsafeMutableRawPointer?
   /// CPUs that take part; the ack counter restarts at their number in every state.
-  /// Linux: num_threads.
+  /// Linux: `num_threads`.
   let threadCount: Int
   /// The CPUs that run the function; nil: the first online CPU only.
   let active: CPUSet?
@@ -35,7 +36,8 @@ struct MultiStop: ~Copyable {
     self.called = called
   }
 
-  /// Resets the ack counter and publishes `newState`. Linux: set_state().
+  /// Resets the ack counter and publishes `newState`.
+  /// Linux: set_state().
   func setState(_ newState: StopState) {
     acks.store(threadCount, ordering: .relaxed)
     // Release: the counter's reset is visible before anyone sees the new state and
@@ -112,7 +114,8 @@ extension Stoppers {
   }
 
   /// The last CPU to acknowledge a state moves everyone to the next, and wakes the CPUs
-  /// that wait for it. Linux: ack_state().
+  /// that wait for it.
+  /// Linux: ack_state().
   private func acknowledge(_ stop: UnsafeMutablePointer<MultiStop>, _ state: StopState) {
     // Acquire and release: the last acknowledger sees what every CPU did in this state
     // before it publishes the next (release in `setState`), so all of it is visible to

@@ -90,7 +90,7 @@ public final class SendStop<Platform: SendStopPlatform> {
   /// stops itself (`Platform.stopThisCPU(.lostTheRace)`), and a later call on the
   /// same CPU returns nil at once. Call with interrupts off; never allocates, waits
   /// only on acknowledgements, each attempt bounded.
-  /// Linux: smp_send_stop() and crash_smp_send_stop() (__smp_send_stop_all).
+  /// Linux: smp_send_stop() and crash_smp_send_stop() (__smp_send_stop_all()).
   ///
   /// `caller` names the running CPU when `Platform.currentCPU` cannot (an AP that
   /// panicked before it found its per-CPU block): it is then not waited for.

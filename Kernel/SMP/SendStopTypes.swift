@@ -5,7 +5,8 @@ import Synchronization
 
 /// Why the other CPUs are being stopped for good.
 public enum SendStopReason: UInt8, Sendable {
-  /// Shutdown or halt. Linux: smp_send_stop().
+  /// Shutdown or halt.
+  /// Linux: smp_send_stop().
   case shutdown = 1
   /// A panic: each stopped CPU also saves its registers for the crashing CPU to print.
   /// Linux: crash_smp_send_stop().

@@ -32,7 +32,8 @@ extension Stoppers {
   /// Queues `function(argument)` on `cpu`'s stopper in the caller's `work` buffer and
   /// returns at once. Returns true if it was queued: then it will run. The buffer must
   /// stay untouched until it is free again (`work.pointee.isBusy` false). Any context
-  /// but NMI. Linux: stop_one_cpu_nowait().
+  /// but NMI.
+  /// Linux: stop_one_cpu_nowait().
   public func stopOneCPUNoWait(
     _ cpu: CPUIndex, _ function: StopFunction, _ argument: UnsafeMutableRawPointer?,
     work: UnsafeMutablePointer<StopWork<Platform>>
@@ -83,7 +84,8 @@ extension Stoppers {
   /// Runs `function(argument)` on every online CPU of `cpus`, each in its stopper,
   /// all queued before any can finish; returns when all have returned. Serialised with
   /// every other `stopCPUs` and `stopMachine`, so a function may wait for the others
-  /// to start. Linux: stop_cpus().
+  /// to start.
+  /// Linux: stop_cpus().
   /// - Throws: `.notFound` if no CPU of `cpus` was online (nothing ran);
   ///   `.failed(code)` with the first non-zero result.
   public func stopCPUs(
@@ -104,7 +106,8 @@ extension Stoppers {
     try stopCPUsLocked(cpus, job: .function(function, argument))
   }
 
-  /// Queues `job` on every CPU of `cpus` and waits. Linux: __stop_cpus().
+  /// Queues `job` on every CPU of `cpus` and waits.
+  /// Linux: __stop_cpus().
   private func stopCPUsLocked(_ cpus: CPUSet, job: StopJob) throws(StopError) {
     var valid = CPUSet()
     for cpu in cpus where isValid(cpu) { valid.insert(cpu) }

@@ -2,7 +2,7 @@ import Synchronization
 
 /// A function a stopper runs for you: a plain C function pointer and an opaque
 /// argument, returning 0 for success or a non-zero code of your own.
-/// Linux: cpu_stop_fn_t.
+/// Linux: `cpu_stop_fn_t`.
 public typealias StopFunction = @convention(c) (UnsafeMutableRawPointer?) -> Int32
 
 /// Why a stop request did not (all) happen. Each case names the Linux error it stands
@@ -16,7 +16,7 @@ public enum StopError: Error, Equatable, Sendable {
   case notFound
   /// Someone else is stopping CPUs (`tryStopCPUs`). Linux: -EAGAIN.
   case again
-  /// Linux: -EBUSY. The stop API itself never returns it (neither does Linux's
+  /// Linux: `-EBUSY`. The stop API itself never returns it (neither does Linux's
   /// stop_machine.c); CPU hotplug's refusals stand for it (`HotplugError.lastOnlineCPU`,
   /// `.hasThreads`, in Kernel/Arch/x86_64/Hotplug.swift, with their reasons).
   case busy

@@ -103,7 +103,8 @@ enum StopJob {
   case multiStop(UnsafeMutableRawPointer)
 }
 
-/// One request queued on one CPU's stopper. Linux: struct cpu_stop_work.
+/// One request queued on one CPU's stopper.
+/// Linux: struct cpu_stop_work.
 public struct StopWork<Platform: SchedPlatform>: ~Copyable {
   var job: StopJob
   var done: UnsafeMutablePointer<StopDone<Platform>>?
@@ -134,7 +135,8 @@ public struct StopWork<Platform: SchedPlatform>: ~Copyable {
 private let nothingToDo: StopFunction = { _ in 0 }
 
 /// One CPU's stopper: its queue, whether it takes work, its thread, and the record
-/// of the last multi-CPU stop it took part in. Linux: struct cpu_stopper.
+/// of the last multi-CPU stop it took part in.
+/// Linux: struct cpu_stopper.
 struct CPUStopper<Platform: SchedPlatform>: ~Copyable {
   /// Only under `lock`. First, not `lock` (see CPURunState: ThreadSanitizer).
   var head: UnsafeMutablePointer<StopWork<Platform>>? = nil

@@ -31,7 +31,7 @@ public final class Stoppers<Platform: StopPlatform> {
   /// Each CPU's timeline of its last multi-CPU stop; written only by that CPU inside it.
   private let traces: UnsafeMutablePointer<StopTrace>
   /// Serialises users of the per-CPU `stopWorks` (`stopCPUs`, `stopMachine`).
-  /// Linux: stop_cpus_mutex.
+  /// Linux: `stop_cpus_mutex`.
   let stopMutex = Mutex<Platform>()
   /// Held by whoever changes which CPUs are online, and by `stopMachine` around its
   /// stop, so the online set a holder reads cannot change under it. A plain mutex: one
@@ -130,7 +130,8 @@ public final class Stoppers<Platform: StopPlatform> {
 
   /// The body of every stopper thread: runs the works queued on its CPU in order, each
   /// with preemption off; sleeps while there are none; parks when asked, but only with
-  /// its queue empty. Never returns. Linux: cpu_stopper_thread() with smpboot's loop.
+  /// its queue empty. Never returns.
+  /// Linux: cpu_stopper_thread() with smpboot's loop.
   public func runStopperThread() -> Never {
     let me = stopper(Platform.currentCPU)
     while true {
@@ -186,7 +187,8 @@ public final class Stoppers<Platform: StopPlatform> {
 
   /// Queues `work` on `cpu`'s stopper and wakes it; if the stopper is disabled, answers
   /// the work as not run instead. Returns whether it was queued: then its function
-  /// will run. Linux: cpu_stop_queue_work().
+  /// will run.
+  /// Linux: cpu_stop_queue_work().
   func queue(_ work: UnsafeMutablePointer<StopWork<Platform>>, on cpu: CPUIndex) -> Bool {
     let target = stopper(cpu)
     // The wake-up belongs to the same non-preemptible stretch as the queueing: a
@@ -261,7 +263,8 @@ public final class Stoppers<Platform: StopPlatform> {
   /// Queues each CPU's own work of `stopWorks`, set to `job` and `done`, on every CPU
   /// of `cpus`, in ascending order, with preemption off throughout so that no stopper
   /// woken here takes this CPU before the rest are queued. Returns whether any was queued.
-  /// Caller holds `stopMutex`. Linux: queue_stop_cpus_work().
+  /// Caller holds `stopMutex`.
+  /// Linux: queue_stop_cpus_work().
   func queueStopWorks(on cpus: CPUSet, job: StopJob, done: UnsafeMutablePointer<StopDone<Platform>>) -> Bool {
     Platform.preemptDisable()
     // Relaxed: published to `queueTwo` by the stopper locks taken below (see there).
@@ -302,7 +305,8 @@ public final class Stoppers<Platform: StopPlatform> {
   }
 
   /// Enables `cpu`'s stopper and wakes its thread: from now on it takes work. Once the
-  /// CPU is online. Linux: stop_machine_unpark().
+  /// CPU is online.
+  /// Linux: stop_machine_unpark().
   public func unpark(_ cpu: CPUIndex) {
     let target = stopper(cpu)
     let state = target.pointee.lock.lock()

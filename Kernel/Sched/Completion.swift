@@ -18,7 +18,8 @@ public final class Completion<Platform: SchedPlatform> {
   /// Unbounded on purpose, as Linux's: what it waits for may legitimately take any
   /// time (a thread's whole run); a caller that knows a bound uses
   /// `wait(in:timeoutNanoseconds:)` and reports the timeout.
-  /// Thread context, with the scheduler running on this CPU. Linux: wait_for_completion().
+  /// Thread context, with the scheduler running on this CPU.
+  /// Linux: wait_for_completion().
   public func wait(in scheduler: Scheduler<Platform>) {
     while true {
       let state = lock.lock()
@@ -69,7 +70,8 @@ public final class Completion<Platform: SchedPlatform> {
   }
 
   /// Announces one completion: wakes the longest waiter, or lets the next `wait` pass.
-  /// Any context but NMI. Linux: complete().
+  /// Any context but NMI.
+  /// Linux: complete().
   public func complete(in scheduler: Scheduler<Platform>) {
     let state = lock.lock()
     if done != UInt.max { done += 1 }
@@ -79,7 +81,8 @@ public final class Completion<Platform: SchedPlatform> {
   }
 
   /// Announces the completion for good: wakes every waiter, and every later `wait`
-  /// passes. Any context but NMI. Linux: complete_all().
+  /// passes. Any context but NMI.
+  /// Linux: complete_all().
   public func completeAll(in scheduler: Scheduler<Platform>) {
     let state = lock.lock()
     done = UInt.max

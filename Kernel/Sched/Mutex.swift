@@ -1,7 +1,8 @@
 import Synchronization
 
 /// A sleeping lock: one thread holds it, the others sleep in the scheduler until it is
-/// handed to them, first come first served. Linux: `struct mutex`.
+/// handed to them, first come first served.
+/// Linux: `struct mutex`.
 ///
 /// Unlocking hands the mutex straight to the longest waiter (its owner is set before it
 /// wakes), so a thread that keeps re-locking cannot starve the others.
@@ -35,7 +36,8 @@ public final class Mutex<Platform: SchedPlatform> {
   /// Takes the mutex, sleeping while another thread holds it; when it is handed over,
   /// the caller owns it. Panics if the caller holds it already. Unbounded, as Linux's:
   /// the wait lasts as long as the holders' sections, which the holders bound.
-  /// Thread context; may sleep. Linux: mutex_lock().
+  /// Thread context; may sleep.
+  /// Linux: mutex_lock().
   public func lock(in scheduler: Scheduler<Platform>) {
     let me = scheduler.current
     let state = guardLock.lock()
@@ -91,7 +93,8 @@ public final class Mutex<Platform: SchedPlatform> {
   /// Releases the mutex: the longest waiter becomes the owner and is woken, or the mutex
   /// becomes free. From a thread that is not the owner, logs (once per mutex) and
   /// changes nothing. Thread context; does not sleep, but may switch to the woken
-  /// thread if it outranks the caller. Linux: mutex_unlock().
+  /// thread if it outranks the caller.
+  /// Linux: mutex_unlock().
   public func unlock(in scheduler: Scheduler<Platform>) {
     let me = scheduler.current
     let state = guardLock.lock()

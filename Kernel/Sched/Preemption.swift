@@ -6,13 +6,15 @@ import Synchronization
 /// off, or with preemption disabled, keeps its CPU until it stops doing so.
 extension Scheduler {
   /// Keeps the running thread on its CPU until the matching `preemptEnable()`. Nests.
-  /// Any context. Linux: preempt_disable().
+  /// Any context.
+  /// Linux: preempt_disable().
   public func preemptDisable() {
     run(Platform.currentCPU).pointee.preemptCount.wrappingAdd(1, ordering: .relaxed)
   }
 
   /// Undoes one `preemptDisable()`; at zero, reschedules if a more urgent thread is
-  /// waiting and interrupts are on. Linux: preempt_enable().
+  /// waiting and interrupts are on.
+  /// Linux: preempt_enable().
   public func preemptEnable() {
     let here = run(Platform.currentCPU)
     let before = here.pointee.preemptCount.wrappingSubtract(1, ordering: .relaxed).oldValue
@@ -38,7 +40,8 @@ extension Scheduler {
   /// The platform's interrupt exit, interrupts off: if the interrupted context was a
   /// thread with interrupts on and preemption enabled, and a more urgent thread is
   /// runnable here, switch to it now. The interrupted thread resumes here later and
-  /// returns from its interrupt then. Linux: preempt_schedule_irq().
+  /// returns from its interrupt then.
+  /// Linux: preempt_schedule_irq().
   public func preemptOnInterruptExit(interruptedWithInterruptsOn: Bool) {
     guard interruptedWithInterruptsOn, isRunningOnThisCPU else { return }
     let here = run(Platform.currentCPU)

@@ -137,7 +137,8 @@ public final class Scheduler<Platform: SchedPlatform> {
   /// Gives the CPU to the most urgent runnable thread of this CPU (or to the idle
   /// thread): the running thread goes back in the queue if it is still running, stays
   /// out if it is sleeping or dead. Returns when this thread runs again. Thread context,
-  /// any interrupt state (restored on return). Linux: schedule().
+  /// any interrupt state (restored on return).
+  /// Linux: schedule().
   public func schedule() {
     schedule(preempted: false)
   }

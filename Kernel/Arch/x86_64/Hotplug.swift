@@ -39,7 +39,8 @@ enum Hotplug {
   /// runs its queued cross-calls and parks its stopper (disabled first, so works
   /// queued before still run and later ones are refused); its stopper drains and parks,
   /// its idle loop reports it dead and halts with interrupts off; then an INIT holds it
-  /// in wait-for-SIPI, ready for `cpuUp`. Linux: cpu_down() with take_cpu_down().
+  /// in wait-for-SIPI, ready for `cpuUp`.
+  /// Linux: cpu_down() with take_cpu_down().
   static func cpuDown(_ cpu: CPUIndex) throws(HotplugError) {
     try withHotplugLock(cpu) { (state) throws(HotplugError) in try takeDown(cpu, from: state) }
   }
@@ -74,7 +75,8 @@ enum Hotplug {
 
   /// Starts `cpu` again (or for the first time: `maxcpus=` left it possible, or boot
   /// gave up on it) through the bring-up of boot, `APStartup.startOne`; once it is
-  /// online its stopper takes work and it becomes active. Linux: cpu_up().
+  /// online its stopper takes work and it becomes active.
+  /// Linux: cpu_up().
   static func cpuUp(_ cpu: CPUIndex) throws(HotplugError) {
     try withHotplugLock(cpu) { (state) throws(HotplugError) in try bringUp(cpu, from: state) }
   }
@@ -132,7 +134,8 @@ enum Hotplug {
 }
 
 /// `cpuDown`'s step inside the stop, on the CPU going down with every other CPU
-/// stopped and interrupts off everywhere. Linux: take_cpu_down().
+/// stopped and interrupts off everywhere.
+/// Linux: take_cpu_down().
 private let takeCPUDown: StopFunction = { argument in
   let cpu = CPUIndex(Int(bitPattern: UInt(bitPattern: argument)) - 1)
   precondition(cpu == X86_64Platform.currentCPU, "take-down step on the wrong CPU")

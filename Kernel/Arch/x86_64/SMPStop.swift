@@ -51,7 +51,8 @@ enum SMPStop {
   }
 
   /// The crash variant: as `stopOtherCPUs`, and every CPU stopped saves the registers
-  /// it was interrupted with for `printCrashRegisters`. Linux: crash_smp_send_stop().
+  /// it was interrupted with for `printCrashRegisters`.
+  /// Linux: crash_smp_send_stop().
   static func crashStopOtherCPUs() -> SendStopOutcome? {
     CPUInstructions.disableInterrupts()
     // An AP that crashed before it found its per-CPU block knows itself by APIC ID.

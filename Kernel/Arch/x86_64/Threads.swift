@@ -133,7 +133,8 @@ enum Threads {
     return thread
   }
 
-  /// Makes a created thread runnable. Linux: wake_up_process() on a new kthread.
+  /// Makes a created thread runnable.
+  /// Linux: wake_up_process() on a new kthread.
   static func start(_ thread: UnsafeMutablePointer<KernelThread>) {
     scheduler.wake(thread)
   }
