@@ -38,7 +38,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -Xfrontend -function-sections \
   -warnings-as-errors
 
-.PHONY: all deps run check bench trace soak debug clean help host-test host-test-tsan harness-check verify
+.PHONY: all deps run check bench plots trace soak debug clean help host-test host-test-tsan harness-check verify
 
 all: $(IMAGE)
 
@@ -50,6 +50,7 @@ help:
 	@echo "make verify     model-check the SMP protocols with Spin (models/; VERIFY_CPUS=4 for bigger runs)"
 	@echo "make fuzz       libFuzzer on the ACPI, boot-parameter and KTAP parsers, 60 s each (FUZZ_SECONDS=N)"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
+	@echo "make plots      SVG plots of $(BUILD)/bench.json in docs/plots/ (gnuplot; not part of check)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"
 	@echo "make soak       cross-call, stop and hotplug torture for SOAK_MINUTES=$(SOAK_MINUTES) on SOAK_VCPUS=$(SOAK_VCPUS) vCPUs"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
@@ -120,6 +121,10 @@ check: deps
 bench: deps $(IMAGE)
 	swift run -c release lockstep-harness bench --kernel $(IMAGE) --accel $(ACCEL) \
 	  --vcpus $(VCPUS) --boots $(BOOTS) --json $(BUILD)/bench.json
+
+# build/bench.json as SVG plots in docs/plots/ (installs gnuplot-nox when missing and root).
+plots:
+	@scripts/plots.sh
 
 # One stop_machine across 8 vCPUs (ktest=stop_trace), its per-CPU states as a trace-event
 # file, validated as read back.

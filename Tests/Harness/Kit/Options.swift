@@ -1,4 +1,5 @@
-// The harness's command line: `check`, `bench`, `run`, `trace` and `soak`, each with `--flag value` options.
+// The harness's command line: `check`, `bench`, `run`, `trace`, `soak` and `plots`, each with
+// `--flag value` options.
 
 /// Options every command takes.
 public struct CommonOptions: Equatable, Sendable {
@@ -86,6 +87,8 @@ public enum Invocation: Equatable, Sendable {
   case trace(TraceOptions)
   /// `soak`.
   case soak(SoakOptions)
+  /// `plots`.
+  case plots(PlotOptions)
   /// `help`, `-h` or `--help`.
   case help
 }
@@ -118,6 +121,7 @@ extension Invocation {
            lockstep-harness soak  --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm]
                                   [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 3]
                                   [--seed S] [--logs build/logs]
+           lockstep-harness plots [--json build/bench.json] [--out docs/plots]
     """
 
   private static let commonFlags = ["kernel", "qemu", "accel", "logs"]
@@ -141,6 +145,12 @@ extension Invocation {
       return .trace(try traceOptions(rest))
     case "soak":
       return .soak(try soakOptions(rest))
+    case "plots":
+      // Boots nothing: no kernel, QEMU or logs.
+      let flags = try FlagValues(rest, allowed: ["json", "out"])
+      return .plots(
+        PlotOptions(
+          json: flags.values["json"] ?? "build/bench.json", out: flags.values["out"] ?? "docs/plots"))
     case "help", "-h", "--help":
       return .help
     default:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make plots`: build/bench.json as SVG plots in docs/plots/ (shown in docs/benchmarks.md).
+# The harness writes each plot's data (.dat) and gnuplot script (.gp); gnuplot draws them.
+# gnuplot-nox is installed here when missing and root, as scripts/deps.sh does for its
+# packages; only this target needs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+json=${PLOTS_JSON:-build/bench.json}
+out=${PLOTS_OUT:-docs/plots}
+
+if ! command -v gnuplot >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "plots: installing gnuplot-nox"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
+  else
+    echo "plots: gnuplot not found; run: sudo apt-get install -y gnuplot-nox" >&2
+    exit 1
+  fi
+fi
+if [ ! -f "$json" ]; then
+  echo "plots: no $json; run make bench first" >&2
+  exit 1
+fi
+
+# The harness writes the scripts of the plots bench.json has figures for.
+rm -f "$out"/*.gp
+swift run lockstep-harness plots --json "$json" --out "$out"
+for script in "$out"/*.gp; do
+  name=$(basename "$script" .gp)
+  (cd "$out" && gnuplot "$name.gp")
+  echo "  GNUPLOT $out/$name.svg"
+done
