@@ -36,6 +36,24 @@ struct TraceCommandTests {
       reports.last?.hasPrefix("stop trace of 4 CPUs (stop 7) written to \(out): valid") == true)
     let written = try Data(contentsOf: URL(fileURLWithPath: out))
     #expect(StopTraceValidator.failures(in: written, cpuCount: 4, online: [0, 1, 2, 3]).isEmpty)
+    // The picture beside it: a lane per CPU, four state bars in each.
+    let picture = try String(
+      contentsOfFile: out.replacingOccurrences(of: ".json", with: ".svg"), encoding: .utf8)
+    #expect(picture.hasPrefix("<svg ") && picture.hasSuffix("</svg>\n"))
+    for cpu in 0..<4 { #expect(picture.contains(">CPU \(cpu)") ) }
+    #expect(picture.components(separatedBy: "<title>").count - 1 == 16)
+  }
+
+  /// Bars are placed by time: in the canned trace CPU 0 enters PREPARE 1 us and RUN 6 us
+  /// after the call and leaves at 8 us; the axis ends at the next round tick.
+  @Test func pictureBarsFollowTheTimes() throws {
+    let block = try StopTraceJSON.convert(SerialLog(CannedTrace.ktap4)).block
+    let picture = StopTraceSVG.svg(block)
+    #expect(picture.contains("<title>CPU 0 PREPARE 1 to 5 µs</title>"))
+    #expect(picture.contains("<title>CPU 0 RUN 6 to 7.5 µs</title>"))
+    #expect(picture.contains("<title>CPU 0 EXIT 7.5 to 8 µs</title>"))
+    #expect(picture.contains(">CPU 0 *<") && picture.contains(">CPU 1<"))
+    #expect(StopTraceSVG.tickStep(for: 8.3) == 2 && StopTraceSVG.tickStep(for: 700) == 200)
   }
 
   @Test func aBootWithoutATraceFailsAndLeavesNoStaleFile() throws {

@@ -48,9 +48,13 @@ extension Commands {
         in: try Data(contentsOf: url), cpuCount: converted.block.cpuCount,
         online: converted.online)
       if failures.isEmpty {
+        // The same trace as a picture beside it (the `.svg` of the same name).
+        let picture = url.deletingPathExtension().appendingPathExtension("svg")
+        try Data(StopTraceSVG.svg(converted.block).utf8).write(to: picture)
         sink(
           "stop trace of \(converted.block.cpus.count) CPUs (stop \(converted.block.generation)) "
-            + "written to \(path): valid; open it in https://ui.perfetto.dev or chrome://tracing\n")
+            + "written to \(path): valid; open it in https://ui.perfetto.dev or chrome://tracing; "
+            + "as a picture: \(picture.path)\n")
         return true
       }
       failures.append("written to \(path) anyway, for a look")
