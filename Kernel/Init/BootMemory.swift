@@ -37,7 +37,8 @@ enum BootMemory {
 /// The kernel command line.
 enum BootCommandLine {
   /// Parses the Multiboot command line, reporting unknown and malformed parameters.
-  /// The first word is the image's path (QEMU and GRUB put it there) and is skipped.
+  /// The first word is the image's path and is skipped: QEMU's `-kernel` puts it there;
+  /// GRUB 2 does not, so the ISO's grub.cfg names it (scripts/iso.sh).
   static func parse(_ multiboot: MultibootInfo, extraKeys: [BootParameterKey]) -> BootParameters {
     let line = multiboot.commandLine
     var start = 0

@@ -17,7 +17,7 @@ struct MatrixTests {
       names == [
         "smp-1-pc", "smp-2-pc", "smp-3-pc", "smp-4-pc", "smp-8-pc", "smp-16-pc", "smp-64-pc",
         "smp-255-pc", "smp-288-x2apic-kvm",
-        "smp-4-q35", "smp-6-sparse", "no-acpi", "x2apic-kvm", "nosmp", "maxcpus-0",
+        "smp-4-q35", "smp-6-sparse", "no-acpi", "x2apic-kvm", "iso-4", "nosmp", "maxcpus-0",
         "maxcpus-2", "nr-cpus-3", "maxcpus-malformed", "nr-cpus-negative", "unknown-params",
         "dead-ap-2", "slow-ap-before-4", "slow-ap-across-4", "slow-ap-across-8", "slow-ap-after-8",
         "demo-4-ap-timeout-1", "timeouts-zero", "ipi-csd-1ms", "ipi-panic-on-stall",
@@ -114,6 +114,39 @@ struct MatrixTests {
         "-serial", "file:l/x.log", "-monitor", "none", "-no-reboot",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
       ])
+  }
+
+  @Test func isoConfigBootsTheGRUBImageFromACD() {
+    let iso = config("iso-4")
+    #expect(iso.medium == .cdrom && iso.smp == "4" && !iso.requiresKVM)
+    #expect(iso.expectations.ktapSuites == ["boot", "ipi"])
+    #expect(iso.expectations.mustContain.contains("Brought up 4 CPUs"))
+    #expect(iso.expectations.mustContain.contains("W+X mappings: none"))
+    let arguments = QEMUCommand(kernel: "build/kernel.elf32")
+      .arguments(for: iso, serial: .file("l/iso-4.log"))
+    #expect(
+      arguments == [
+        "-machine", "pc", "-accel", "tcg", "-smp", "4", "-m", "128M",
+        "-cdrom", "build/lockstep.iso", "-boot", "d", "-display", "none",
+        "-serial", "file:l/iso-4.log", "-monitor", "none", "-no-reboot",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+      ])
+    #expect(!arguments.contains("-kernel") && !arguments.contains("-append"))
+    #expect(QEMUCommand(kernel: "k").iso == "lockstep.iso")
+    #expect(QEMUCommand(kernel: "/b/kernel.elf32").iso == "/b/lockstep.iso")
+    #expect(QEMUCommand(kernel: "k", iso: "x/y.iso").arguments(for: iso, serial: .file("l")).contains("x/y.iso"))
+    #expect(CheckRun.configurations(matching: "iso").map(\.name) == ["iso-4"])
+  }
+
+  @Test func isoConfigFailsClearlyWithoutAnImage() {
+    let directory = NSTemporaryDirectory() + "lockstep-iso-test-\(getpid())"
+    let booter = Booter(
+      command: QEMUCommand(kernel: "\(directory)/kernel.elf32"), logDirectory: directory)
+    let record = booter.boot(config("iso-4"))
+    let verdict = Judge.judge(record, against: config("iso-4").expectations)
+    #expect(!verdict.passed)
+    #expect(verdict.reason == "QEMU did not start: no ISO image at \(directory)/lockstep.iso; `make iso` builds it")
+    try? FileManager.default.removeItem(atPath: directory)
   }
 
   @Test func perConfigArgumentsAndKVM() {

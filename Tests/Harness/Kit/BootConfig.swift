@@ -16,6 +16,16 @@ public enum Accel: String, Sendable {
   case kvm
 }
 
+/// How QEMU gets the kernel into memory.
+public enum BootMedium: Equatable, Sendable {
+  /// QEMU's own Multiboot loader: `-kernel IMAGE -append LINE`.
+  case kernel
+  /// The GRUB rescue image `make iso` builds, as a CD (`-cdrom`, no `-kernel`): the firmware
+  /// boots GRUB, which loads the kernel with its own Multiboot loader and passes the command
+  /// line baked into the image's grub.cfg (`ISO_APPEND`).
+  case cdrom
+}
+
 /// How the boot must end, as told by QEMU's exit status (see `KernelExit`).
 public enum Outcome: Sendable {
   /// Status 33, and every KTAP result ok when KTAP is present.
@@ -118,7 +128,8 @@ public struct BootConfig: Equatable, Sendable {
   public var machine: Machine
   /// The `-m` argument.
   public var memory: String
-  /// The kernel command line (`-append`).
+  /// The kernel command line (`-append`). For a `.cdrom` boot it is not passed: it names
+  /// the line the image must have been built with.
   public var append: String
   /// Wall-clock bound for the whole boot; QEMU is killed when it expires.
   public var timeout: Duration
@@ -129,12 +140,14 @@ public struct BootConfig: Equatable, Sendable {
   public var qemuArguments: [String]
   /// Boot under KVM whatever `--accel` says; skipped where /dev/kvm is not usable.
   public var requiresKVM: Bool
+  /// How QEMU loads the kernel.
+  public var medium: BootMedium
 
   /// Creates a configuration; `timeout` defaults to `defaultTimeout(smp:)`.
   public init(
     name: String, smp: String, machine: Machine = .pc, memory: String = "128M",
     append: String = "", timeout: Duration? = nil, expectations: Expectations = Expectations(),
-    qemuArguments: [String] = [], requiresKVM: Bool = false
+    qemuArguments: [String] = [], requiresKVM: Bool = false, medium: BootMedium = .kernel
   ) {
     self.name = name
     self.smp = smp
@@ -145,6 +158,7 @@ public struct BootConfig: Equatable, Sendable {
     self.expectations = expectations
     self.qemuArguments = qemuArguments
     self.requiresKVM = requiresKVM
+    self.medium = medium
   }
 
   /// The default wall-clock bound: 30 s, or 90 s from 64 vCPUs up (TCG runs vCPUs in turn).

@@ -34,6 +34,12 @@ public struct Booter: Sendable {
     // A stale log from an earlier run must not be judged if QEMU never gets to write one.
     try? manager.removeItem(atPath: log)
     let sink: SerialSink = live ? .console(logPath: log) : .file(log)
+    // A configuration that boots the GRUB image fails, never skips, when there is none.
+    if config.medium == .cdrom && !manager.fileExists(atPath: command.iso) {
+      return BootRecord(
+        termination: .failedToStart("no ISO image at \(command.iso); `make iso` builds it"),
+        log: SerialLog(""), qemuOutput: "", elapsed: .zero)
+    }
     let clock = ContinuousClock()
     let start = clock.now
     let termination = BoundedProcess.run(

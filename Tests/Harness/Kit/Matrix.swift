@@ -5,7 +5,7 @@
 public enum Matrix {
   /// Every configuration `check` boots, in the order it reports them.
   public static let standard: [BootConfig] =
-    scaling + largest + machines + firmware + commandLine + deadAP + slowAP + timeouts + faults
+    scaling + largest + machines + firmware + bootloader + commandLine + deadAP + slowAP + timeouts + faults
     + console + crossCalls + torture + sched + demo + stacks + stop + hotplug + stopTorture
     + stopKVM + trace + soak + sendStop + sendStopKVM
 
@@ -59,6 +59,20 @@ public enum Matrix {
         onlineCPUs: [0, 1], apicIDs: [0, 1], mustContain: ["APIC mode x2APIC"],
         ktapSuites: ["boot"]),
       qemuArguments: ["-cpu", "qemu64,+x2apic"], requiresKVM: true),
+  ]
+
+  /// A real boot loader: the firmware boots `make iso`'s GRUB image from a CD and GRUB loads
+  /// the kernel through its own Multiboot loader, so the info structure, memory map and
+  /// command line (`ISO_APPEND`, by default `ktest=boot,ipi`) are GRUB's, not QEMU's. With
+  /// no image the configuration fails, naming the missing file.
+  public static let bootloader: [BootConfig] = [
+    BootConfig(
+      name: "iso-4", smp: "4", append: "ktest=boot,ipi", timeout: .seconds(60),
+      expectations: Expectations(
+        onlineCPUs: [0, 1, 2, 3], apicIDs: [0, 1, 2, 3],
+        mustContain: ["cmdline: ktest=boot,ipi", "Brought up 4 CPUs", "W+X mappings: none"],
+        ktapSuites: ["boot", "ipi"]),
+      medium: .cdrom)
   ]
 
   /// Command-line parameters that limit (or fail to limit) the CPUs brought up, on `-smp 4`.

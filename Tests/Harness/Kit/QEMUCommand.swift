@@ -28,12 +28,25 @@ public struct QEMUCommand: Equatable, Sendable {
   public var kernel: String
   /// The accelerator.
   public var accel: Accel
+  /// The GRUB image passed with `-cdrom` to configurations that boot from it.
+  public var iso: String
 
-  /// Creates the shared part of the command.
-  public init(qemu: String = "qemu-system-x86_64", kernel: String, accel: Accel = .tcg) {
+  /// Creates the shared part of the command; `iso` defaults to `lockstep.iso` beside the
+  /// kernel image (`make iso` builds build/lockstep.iso beside build/kernel.elf32).
+  public init(
+    qemu: String = "qemu-system-x86_64", kernel: String, accel: Accel = .tcg, iso: String? = nil
+  ) {
     self.qemu = qemu
     self.kernel = kernel
     self.accel = accel
+    self.iso = iso ?? QEMUCommand.defaultISO(besideKernel: kernel)
+  }
+
+  /// `lockstep.iso` in the kernel image's directory.
+  public static func defaultISO(besideKernel kernel: String) -> String {
+    // By hand: NSString.deletingLastPathComponent traps on a bare name ("k") in this Foundation.
+    guard let slash = kernel.lastIndex(of: "/") else { return "lockstep.iso" }
+    return "\(kernel[...slash])lockstep.iso"
   }
 
   /// The CPU model under KVM, the same as scripts/qemu.sh's: the host's CPU without the
@@ -50,8 +63,15 @@ public struct QEMUCommand: Equatable, Sendable {
     let accel = config.requiresKVM ? Accel.kvm : self.accel
     var arguments = [
       "-machine", config.machine.rawValue, "-accel", accel.rawValue, "-smp", config.smp,
-      "-m", config.memory, "-kernel", kernel, "-append", config.append,
+      "-m", config.memory,
     ]
+    switch config.medium {
+    case .kernel:
+      arguments += ["-kernel", kernel, "-append", config.append]
+    case .cdrom:
+      // The command line is the image's own; the firmware boots the CD first.
+      arguments += ["-cdrom", iso, "-boot", "d"]
+    }
     if accel == .kvm && !config.qemuArguments.contains("-cpu") {
       arguments += ["-cpu", QEMUCommand.kvmCPUModel]
     }
