@@ -1,6 +1,7 @@
 import Foundation
 
-// The harness commands, end to end (`trace` in TraceCommand.swift, `soak` in SoakRun.swift). Exit statuses:
+// The harness commands, end to end (`trace` in TraceCommand.swift, `soak` in SoakRun.swift,
+// `gdb` in GDBCheck.swift). Exit statuses:
 // 0 success, 1 failure, 2 usage or setup error (no kernel image, empty selection).
 
 /// Runs a parsed command line.
@@ -22,6 +23,8 @@ public enum Commands {
       return trace(options, sink: Console.standardOutput)
     case .soak(let options):
       return hasKernel(options.common) ? SoakRun.run(options, sink: Console.standardOutput) : 2
+    case .gdb(let options):
+      return hasKernel(options.common) ? gdb(options, sink: Console.standardOutput) : 2
     }
   }
 

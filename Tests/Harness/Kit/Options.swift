@@ -1,4 +1,4 @@
-// The harness's command line: `check`, `bench`, `run`, `trace` and `soak`, each with `--flag value` options.
+// The harness's command line: `check`, `bench`, `run`, `trace`, `soak` and `gdb`, each with `--flag value` options.
 
 /// Options every command takes.
 public struct CommonOptions: Equatable, Sendable {
@@ -86,6 +86,8 @@ public enum Invocation: Equatable, Sendable {
   case trace(TraceOptions)
   /// `soak`.
   case soak(SoakOptions)
+  /// `gdb` (GDBCheck.swift).
+  case gdb(GDBOptions)
   /// `help`, `-h` or `--help`.
   case help
 }
@@ -118,6 +120,9 @@ extension Invocation {
            lockstep-harness soak  --kernel IMAGE [--qemu QEMU] [--accel tcg|kvm]
                                   [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 3]
                                   [--seed S] [--logs build/logs]
+           lockstep-harness gdb   --kernel IMAGE [--elf build/kernel.elf] [--gdb gdb]
+                                  [--commands scripts/gdb/lockstep.py] [--qemu QEMU] [--accel tcg|kvm]
+                                  [--logs build/logs]
     """
 
   private static let commonFlags = ["kernel", "qemu", "accel", "logs"]
@@ -141,6 +146,12 @@ extension Invocation {
       return .trace(try traceOptions(rest))
     case "soak":
       return .soak(try soakOptions(rest))
+    case "gdb":
+      let flags = try FlagValues(rest, allowed: commonFlags + ["elf", "gdb", "commands"])
+      return .gdb(
+        GDBOptions(
+          common: try common(flags), elf: flags.values["elf"] ?? "build/kernel.elf",
+          gdb: flags.values["gdb"] ?? "gdb", commandFile: flags.values["commands"] ?? "scripts/gdb/lockstep.py"))
     case "help", "-h", "--help":
       return .help
     default:
