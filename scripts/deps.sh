@@ -18,6 +18,7 @@ need_command qemu-system-x86_64 qemu-system-x86
 need_command objcopy binutils
 need_command python3 python3   # scripts/check-layers.py
 need_command spin spin         # scripts/verify.sh (models/)
+need_command gdb gdb           # make debug, make gdb-check
 need_package gcc-multilib
 need_package libc6-dev
 

@@ -1,7 +1,7 @@
 import Foundation
 
 // The harness commands, end to end (`trace` in TraceCommand.swift, `soak` in SoakRun.swift,
-// `plots` in PlotData.swift). Exit statuses:
+// `plots` in PlotData.swift, `gdb` in GDBCheck.swift). Exit statuses:
 // 0 success, 1 failure, 2 usage or setup error (no kernel image, empty selection).
 
 /// Runs a parsed command line.
@@ -25,6 +25,8 @@ public enum Commands {
       return hasKernel(options.common) ? SoakRun.run(options, sink: Console.standardOutput) : 2
     case .plots(let options):
       return plots(options, sink: Console.standardOutput)
+    case .gdb(let options):
+      return hasKernel(options.common) ? gdb(options, sink: Console.standardOutput) : 2
     }
   }
 

@@ -1,5 +1,5 @@
-// The harness's command line: `check`, `bench`, `run`, `trace`, `soak` and `plots`, each with
-// `--flag value` options.
+// The harness's command line: `check`, `bench`, `run`, `trace`, `soak`, `plots` and `gdb`,
+// each with `--flag value` options.
 
 /// Options every command takes.
 public struct CommonOptions: Equatable, Sendable {
@@ -89,6 +89,8 @@ public enum Invocation: Equatable, Sendable {
   case soak(SoakOptions)
   /// `plots`.
   case plots(PlotOptions)
+  /// `gdb` (GDBCheck.swift).
+  case gdb(GDBOptions)
   /// `help`, `-h` or `--help`.
   case help
 }
@@ -122,6 +124,9 @@ extension Invocation {
                                   [--minutes 10 | --seconds S] [--vcpus 2,4,8] [--jobs 3]
                                   [--seed S] [--logs build/logs]
            lockstep-harness plots [--json build/bench.json] [--out docs/plots]
+           lockstep-harness gdb   --kernel IMAGE [--elf build/kernel.elf] [--gdb gdb]
+                                  [--commands scripts/gdb/lockstep.py] [--qemu QEMU] [--accel tcg|kvm]
+                                  [--logs build/logs]
     """
 
   private static let commonFlags = ["kernel", "qemu", "accel", "logs"]
@@ -151,6 +156,12 @@ extension Invocation {
       return .plots(
         PlotOptions(
           json: flags.values["json"] ?? "build/bench.json", out: flags.values["out"] ?? "docs/plots"))
+    case "gdb":
+      let flags = try FlagValues(rest, allowed: commonFlags + ["elf", "gdb", "commands"])
+      return .gdb(
+        GDBOptions(
+          common: try common(flags), elf: flags.values["elf"] ?? "build/kernel.elf",
+          gdb: flags.values["gdb"] ?? "gdb", commandFile: flags.values["commands"] ?? "scripts/gdb/lockstep.py"))
     case "help", "-h", "--help":
       return .help
     default:
