@@ -3,15 +3,8 @@
 # Called by `make deps`, and through it by run, check and bench.
 set -euo pipefail
 
-missing_packages=()
+source "$(dirname "$0")/packages.sh"
 problems=()
-
-need_command() { # command package
-  command -v "$1" >/dev/null 2>&1 || missing_packages+=("$2")
-}
-need_package() { # package (no command to probe)
-  dpkg -s "$1" >/dev/null 2>&1 || missing_packages+=("$1")
-}
 
 need_command nasm nasm
 need_command qemu-system-x86_64 qemu-system-x86
@@ -35,16 +28,7 @@ if ! command -v ld.lld >/dev/null 2>&1 && ! command -v ld >/dev/null 2>&1; then
   missing_packages+=(binutils)
 fi
 
-if [ ${#missing_packages[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "deps: installing ${missing_packages[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing_packages[@]}" >/dev/null
-  else
-    problems+=("missing packages; run: sudo apt-get install -y ${missing_packages[*]}")
-  fi
-fi
+install_missing deps || problems+=("the packages above are needed")
 
 if [ ${#problems[@]} -gt 0 ]; then
   printf 'deps: %s\n' "${problems[@]}" >&2

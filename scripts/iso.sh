@@ -10,27 +10,14 @@ image=${1:?usage: iso.sh IMAGE ISO CMDLINE}
 iso=${2:?usage: iso.sh IMAGE ISO CMDLINE}
 cmdline=${3-}
 
-missing_packages=()
-need_command() { # command package
-  command -v "$1" >/dev/null 2>&1 || missing_packages+=("$2")
-}
+source "$(dirname "$0")/packages.sh"
 need_command grub-mkrescue grub-common
 need_command xorriso xorriso
 need_command mformat mtools
 # grub-mkrescue builds a BIOS image from these modules (Debian: grub-pc-bin).
 [ -f /usr/lib/grub/i386-pc/multiboot.mod ] || missing_packages+=(grub-pc-bin)
 
-if [ ${#missing_packages[@]} -gt 0 ]; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "iso: installing ${missing_packages[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing_packages[@]}" >/dev/null
-  else
-    echo "iso: missing packages; run: sudo apt-get install -y ${missing_packages[*]}" >&2
-    exit 1
-  fi
-fi
+install_missing iso || exit 1
 
 # GRUB talks on COM1 (the harness's serial log) and boots the one entry at once.
 # The kernel skips the command line's first word, the image's path, which QEMU's -kernel

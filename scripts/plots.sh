@@ -8,17 +8,9 @@ cd "$(dirname "$0")/.."
 json=${PLOTS_JSON:-build/bench.json}
 out=${PLOTS_OUT:-docs/plots}
 
-if ! command -v gnuplot >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "plots: installing gnuplot-nox"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
-  else
-    echo "plots: gnuplot not found; run: sudo apt-get install -y gnuplot-nox" >&2
-    exit 1
-  fi
-fi
+source scripts/packages.sh
+need_command gnuplot gnuplot-nox
+install_missing plots || exit 1
 if [ ! -f "$json" ]; then
   echo "plots: no $json; run make bench first" >&2
   exit 1
