@@ -72,7 +72,9 @@ help:
 deps:
 	@scripts/deps.sh
 
-$(BUILD)/boot/%.o: Boot/%.asm Boot/layout.inc | $(BUILD)/boot
+# The Makefile is a prerequisite, as for swift.o: the flags live here (a change to them,
+# such as -g, must rebuild every object).
+$(BUILD)/boot/%.o: Boot/%.asm Boot/layout.inc Makefile | $(BUILD)/boot
 	@echo "  NASM    $<"
 	@$(NASM) -f elf64 -g -F dwarf -w+all -o $@ $<
 
