@@ -86,16 +86,23 @@ enum SoakSuite {
     seed ^ (UInt64(number) &* 0xD6E8_FEB8_6659_FD93)
   }
 
-  /// One round, cut short at `end`; adds its counts to `totals` and returns what
+  /// One round, cut short at `end` (each half in proportion); adds its counts to `totals` and returns what
   /// stopped it, if anything did (the errors it counted are the caller's to judge).
   private static func round(
     _ number: Int, seed: UInt64, online: CPUSet, end: UInt64, _ tally: StopTortureTally,
     _ totals: inout SoakTotals
   ) -> LogLine? {
     let threads = TortureSuite.threadsPerCPU
+    // A round cut short by `end` (the last one, or the only one of a soak shorter than
+    // a round) keeps both halves in proportion: otherwise `soak_seconds=1` ran
+    // cross-calls only and passed with no stop or hotplug at all.
+    let begin = Clock.nanoseconds()
+    let remaining = end > begin ? end - begin : 0
+    let callNanoseconds = min(
+      callMilliseconds * 1_000_000, remaining / (callMilliseconds + stopMilliseconds) * callMilliseconds)
     let state = TortureState(
       workers: threads * online.count, operationsPerWorker: Int.max, seed: roundSeed(seed, number),
-      deadline: min(end, Clock.nanoseconds() + callMilliseconds * 1_000_000))
+      deadline: begin + callNanoseconds)
     if let late = TortureSuite.runWorkers(
       state, on: online, threadsPerCPU: threads, bound: roundBoundMilliseconds)
     {
@@ -103,8 +110,7 @@ enum SoakSuite {
     }
     totals.addCalls(state)
     let now = Clock.nanoseconds()
-    guard now < end else { return nil }
-    let cap = min(stopMilliseconds, (end - now) / 1_000_000 + 1)
+    let cap = min(stopMilliseconds, (end > now ? (end - now) / 1_000_000 : 0) + 1)
     switch StopTortureSuite.drive(Int.max, tally, cap: cap, seed: roundSeed(seed, number) ^ 1) {
     case .failure(let stuck):
       return stuck.report
