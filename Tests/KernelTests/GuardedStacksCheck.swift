@@ -82,7 +82,8 @@ enum GuardedStacksCheck {
     return .pass
   }
 
-  private static func equal(_ a: StaticString, _ b: StaticString) -> Bool {
+  /// Whether two owner names spell the same (the guard-page checks compare them).
+  static func equal(_ a: StaticString, _ b: StaticString) -> Bool {
     a.withUTF8Buffer { left in b.withUTF8Buffer { right in left.elementsEqual(right) } }
   }
 

@@ -73,7 +73,7 @@ enum ProtectionChecks {
         let guardPage = top - UInt64(CPUDescriptors.istStackSize) - 4096
         let expected = CPUDescriptors.stackName(slot)
         guard !tables.isMapped(guardPage), let owner = GuardedStacks.guardOwner(of: guardPage + 4095),
-          owner.number == index, equal(owner.owner, expected)
+          owner.number == index, GuardedStacksCheck.equal(owner.owner, expected)
         else { return .fail("CPU \(index)'s \(expected) has no guard page naming it at \(hex: guardPage)") }
       }
     }
@@ -94,9 +94,5 @@ enum ProtectionChecks {
     case (false, true): return "r-x"
     case (false, false): return "r--"
     }
-  }
-
-  private static func equal(_ a: StaticString, _ b: StaticString) -> Bool {
-    a.withUTF8Buffer { left in b.withUTF8Buffer { right in left.elementsEqual(right) } }
   }
 }
