@@ -26,7 +26,7 @@ ISO     := $(BUILD)/lockstep.iso
 
 # One whole-module Embedded Swift object from every kernel source (docs/architecture.md).
 SWIFT_DIRS    := Kernel/Core Kernel/SMP Kernel/Sched Kernel/Arch/x86_64 Kernel/Init \
-                 Kernel/Runtime Tests/KernelTests
+                 Kernel/Runtime Tests/KernelTests Image
 SWIFT_SOURCES := $(shell find $(SWIFT_DIRS) -name '*.swift' 2>/dev/null | sort)
 ASM_SOURCES   := $(wildcard Boot/*.asm)
 ASM_OBJECTS   := $(patsubst Boot/%.asm,$(BUILD)/boot/%.o,$(ASM_SOURCES))

@@ -4,7 +4,10 @@
 Each folder below may name only what its own folder and the folders it stands on
 declare at top level (types, functions, globals):
 
-    Tests/KernelTests -> Init -> Arch/x86_64 -> {SMP -> Sched, Runtime} -> Core
+    Image -> Tests/KernelTests -> Init -> Arch/x86_64 -> {SMP -> Sched, Runtime} -> Core
+
+Image is what the kernel image runs: its entry point `kmain` and the serial shell,
+which drives the demos and benchmarks of Tests/KernelTests.
 
 SMP stands on Sched (the stoppers are kernel threads that sleep on completions and
 mutexes); Sched and Runtime name neither each other nor SMP. A name counts as a
@@ -25,6 +28,10 @@ LAYERS = {
     "Kernel/Init": {"Kernel/Core", "Kernel/SMP", "Kernel/Sched", "Kernel/Runtime", "Kernel/Arch/x86_64"},
     "Tests/KernelTests": {
         "Kernel/Core", "Kernel/SMP", "Kernel/Sched", "Kernel/Runtime", "Kernel/Arch/x86_64", "Kernel/Init",
+    },
+    "Image": {
+        "Kernel/Core", "Kernel/SMP", "Kernel/Sched", "Kernel/Runtime", "Kernel/Arch/x86_64", "Kernel/Init",
+        "Tests/KernelTests",
     },
 }
 

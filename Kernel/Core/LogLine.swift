@@ -13,6 +13,9 @@ public struct LogLine: ExpressibleByStringInterpolation, Sendable {
   public private(set) var count = 0
   /// True when text was dropped because the buffer was full.
   public private(set) var isTruncated = false
+  /// Whether the console ends the line with a newline. False for text that the next
+  /// record continues on the same line: a prompt, or a character echoed as it is typed.
+  public var endsLine = true
 
   /// An empty line.
   public init() {}

@@ -1,7 +1,9 @@
 // The Multiple APIC Description Table: the firmware's list of processors and interrupt
 // controllers. ACPI 6.5 §5.2.12 "Multiple APIC Description Table (MADT)".
 
-/// The parts of the MADT that SMP bring-up needs: the processors, in table order.
+/// The parts of the MADT the kernel uses: the processors, in table order, for SMP
+/// bring-up; the I/O APICs and the ISA interrupt overrides, for routing a device's
+/// interrupt (the serial console's input).
 ///
 /// Layout (§5.2.12, Table 5.19): the 36-byte header (signature `"APIC"`), the local APIC
 /// address at 36 (u32), flags at 40 (u32, bit 0 PCAT_COMPAT), then interrupt controller
@@ -41,17 +43,66 @@ public struct MADT: Equatable, Sendable {
     }
   }
 
+  /// An I/O APIC: structure type 1 (§5.2.12.3, Table 5.26).
+  public struct IOAPICEntry: Equatable, Sendable {
+    /// The I/O APIC's ID.
+    public var id: UInt8
+    /// Physical address of its register window (IOREGSEL, IOWIN).
+    public var address: UInt32
+    /// The first global system interrupt (GSI) its input 0 stands for.
+    public var gsiBase: UInt32
+
+    /// Creates an I/O APIC entry.
+    public init(id: UInt8, address: UInt32, gsiBase: UInt32) {
+      self.id = id
+      self.address = address
+      self.gsiBase = gsiBase
+    }
+  }
+
+  /// An Interrupt Source Override: structure type 2 (§5.2.12.5, Table 5.27). An ISA IRQ
+  /// that does not reach the GSI of its own number, or not edge-triggered active high.
+  /// Linux: acpi_parse_int_src_ovr().
+  public struct InterruptOverride: Equatable, Sendable {
+    /// The ISA IRQ (the bus is always 0, ISA).
+    public var source: UInt8
+    /// The GSI it is wired to.
+    public var gsi: UInt32
+    /// MPS INTI flags (Table 5.28): bits 1:0 polarity, bits 3:2 trigger mode.
+    public var flags: UInt16
+
+    /// Creates an override.
+    public init(source: UInt8, gsi: UInt32, flags: UInt16) {
+      self.source = source
+      self.gsi = gsi
+      self.flags = flags
+    }
+
+    /// Polarity 11: active low (00 conforms to the bus: ISA is active high).
+    public var isActiveLow: Bool { flags & 0b11 == 0b11 }
+    /// Trigger mode 11: level (00 conforms to the bus: ISA is edge-triggered).
+    public var isLevelTriggered: Bool { (flags >> 2) & 0b11 == 0b11 }
+  }
+
   /// Physical address of the local APIC (xAPIC MMIO base) as the table states it.
   public var localAPICAddress: UInt32
   /// Multiple APIC flags; bit 0 PCAT_COMPAT: dual 8259 PICs are installed.
   public var flags: UInt32
   /// Processor entries (types 0 and 9) in table order; invalid IDs left out.
   public var processors: [Processor]
+  /// I/O APIC entries (type 1) in table order.
+  public var ioAPICs: [IOAPICEntry]
+  /// Interrupt source overrides (type 2) of the ISA bus, in table order.
+  public var overrides: [InterruptOverride]
 
   /// Offset of the first interrupt controller structure.
   public static let entriesOffset = 44
   /// Structure type 0, Processor Local APIC (§5.2.12.2), 8 bytes.
   static let processorLocalAPIC: UInt8 = 0
+  /// Structure type 1, I/O APIC (§5.2.12.3), 12 bytes.
+  static let ioAPICType: UInt8 = 1
+  /// Structure type 2, Interrupt Source Override (§5.2.12.5), 10 bytes.
+  static let interruptOverrideType: UInt8 = 2
   /// Structure type 9, Processor Local x2APIC (§5.2.12.12), 16 bytes.
   static let processorLocalX2APIC: UInt8 = 9
   /// Local APIC flags bit 0, Enabled (§5.2.12.2, Table 5.23).
@@ -65,15 +116,33 @@ public struct MADT: Equatable, Sendable {
   ///   - localAPICAddress: the local APIC address.
   ///   - flags: the multiple APIC flags.
   ///   - processors: the processor entries.
-  public init(localAPICAddress: UInt32, flags: UInt32, processors: [Processor]) {
+  ///   - ioAPICs: the I/O APIC entries.
+  ///   - overrides: the interrupt source overrides.
+  public init(
+    localAPICAddress: UInt32, flags: UInt32, processors: [Processor], ioAPICs: [IOAPICEntry] = [],
+    overrides: [InterruptOverride] = []
+  ) {
     self.localAPICAddress = localAPICAddress
     self.flags = flags
     self.processors = processors
+    self.ioAPICs = ioAPICs
+    self.overrides = overrides
+  }
+
+  /// The GSI and the polarity and trigger ISA IRQ `irq` reaches: its override if the
+  /// table has one, else the GSI of its own number, edge-triggered, active high.
+  /// Linux: mp_override_legacy_irq(), and the identity mapping without an override.
+  public func route(isaIRQ irq: UInt8) -> (gsi: UInt32, activeLow: Bool, levelTriggered: Bool) {
+    if let override = overrides.first(where: { $0.source == irq }) {
+      return (override.gsi, override.isActiveLow, override.isLevelTriggered)
+    }
+    return (UInt32(irq), false, false)
   }
 
   /// Validates an MADT and collects its processor entries.
   ///
-  /// Structure types other than 0 and 9 are skipped by their length. A type 0 entry with
+  /// Structure types other than 0, 1, 2 and 9 are skipped by their length, and so are
+  /// overrides of a bus other than ISA. A type 0 entry with
   /// APIC ID 0xFF and a type 9 entry with x2APIC ID 0xFFFFFFFF name no processor (they are
   /// the broadcast IDs) and are skipped, as Linux does.
   /// - Parameter table: the MADT's bytes, at least its `length`.
@@ -93,6 +162,7 @@ public struct MADT: Equatable, Sendable {
       if let processor = try Self.processor(in: entry, at: offset) {
         madt.processors.append(processor)
       }
+      try Self.interruptController(in: entry, at: offset, into: &madt)
       // entry.count >= 2, so the walk always advances.
       offset += entry.count
     }
@@ -130,6 +200,29 @@ public struct MADT: Equatable, Sendable {
       return decode(id: id, uid: uid, flags: entry.acpiUInt32(at: 8), isX2APIC: true)
     default:
       return nil
+    }
+  }
+
+  /// Adds an I/O APIC or an ISA interrupt source override to `madt`; other types are
+  /// left alone.
+  private static func interruptController(
+    in entry: UnsafeRawBufferPointer, at offset: Int, into madt: inout MADT
+  ) throws(ACPIError) {
+    switch entry.acpiUInt8(at: 0) {
+    case ioAPICType:
+      // Table 5.26: ID at 2 (u8), reserved at 3, address at 4 (u32), GSI base at 8 (u32).
+      guard entry.count >= 12 else { throw .badEntry(offset: offset) }
+      madt.ioAPICs.append(
+        IOAPICEntry(id: entry.acpiUInt8(at: 2), address: entry.acpiUInt32(at: 4), gsiBase: entry.acpiUInt32(at: 8)))
+    case interruptOverrideType:
+      // Table 5.27: bus at 2 (u8, 0 = ISA), source at 3 (u8), GSI at 4 (u32), flags at 8 (u16).
+      guard entry.count >= 10 else { throw .badEntry(offset: offset) }
+      guard entry.acpiUInt8(at: 2) == 0 else { return }
+      let flags = UInt16(entry.acpiUInt8(at: 8)) | UInt16(entry.acpiUInt8(at: 9)) << 8
+      madt.overrides.append(
+        InterruptOverride(source: entry.acpiUInt8(at: 3), gsi: entry.acpiUInt32(at: 4), flags: flags))
+    default:
+      return
     }
   }
 

@@ -44,6 +44,8 @@ enum KernelStart {
     LocalAPIC.enable()
     LocalAPIC.calibrateTimer()
     NMIWatchdog.setUp()
+    IOAPIC.setUp(acpi.madt)  // every pin masked; the shell routes the console's input
+    SerialInput.setUp(acpi.madt)
     let limits = BootCPUs.setUp(madt: acpi.madt, parameters: parameters)
     StopperThreads.setUp(
       timeoutMilliseconds: parameters.integer("stop_timeout_ms") ?? StopperThreads.defaultTimeoutMilliseconds)

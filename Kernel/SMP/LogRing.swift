@@ -28,6 +28,9 @@ public struct LogRing<Platform: LogRingPlatform> {
   /// Bytes per slot: state, byte count, and a `LogLine`'s text.
   public static var slotSize: Int { 224 }
   static var textOffset: Int { 16 }
+  /// In a record's length word (offset 8): the text ends without a newline
+  /// (`LogLine.endsLine` false).
+  static var continuedFlag: UInt64 { 1 << 32 }
 
   /// Bytes of storage a ring of `slots` records needs.
   public static func storageSize(slots: Int) -> Int { headerSize + slots * slotSize }
@@ -91,8 +94,10 @@ public struct LogRing<Platform: LogRingPlatform> {
       Platform.count(.skipped)  // the printer skips the ticket once it reaches it
       return
     }
+    let continued = line.endsLine ? 0 : Self.continuedFlag
     line.withBytes { bytes in
-      record.storeBytes(of: UInt64(bytes.count), toByteOffset: 8, as: UInt64.self)
+      let length = UInt64(bytes.count) | continued
+      record.storeBytes(of: length, toByteOffset: 8, as: UInt64.self)
       if let start = bytes.baseAddress {
         (record + Self.textOffset).copyMemory(from: start, byteCount: bytes.count)
       }

@@ -102,22 +102,25 @@ extension LogRing {
       let notice: StaticString = "console: skipped a line whose CPU stopped while writing it"
       return notice.withUTF8Buffer { printLine($0, mine: mine) }
     }
-    let stored = Int(truncatingIfNeeded: record.load(fromByteOffset: 8, as: UInt64.self))
+    let stored = record.load(fromByteOffset: 8, as: UInt64.self)
     let text = UnsafeBufferPointer(
       start: (record + Self.textOffset).assumingMemoryBound(to: UInt8.self),
-      count: min(max(stored, 0), LogLine.capacity))
-    return printLine(text, mine: mine)
+      count: min(Int(truncatingIfNeeded: stored & 0xFFFF_FFFF), LogLine.capacity))
+    return printLine(text, mine: mine, newline: stored & Self.continuedFlag == 0)
   }
 
-  /// Sends `bytes` and a newline in device bursts while the cursor holds `mine`, with
-  /// the mid-line flag set meanwhile so that a CPU taking over starts a fresh line.
-  /// Returns false, having stopped, when the role was lost.
-  func printLine(_ bytes: UnsafeBufferPointer<UInt8>, mine: LogCursor) -> Bool {
+  /// Sends `bytes` and a newline (unless `newline` is false: a prompt, an echoed
+  /// character) in device bursts while the cursor holds `mine`, with the mid-line flag
+  /// set meanwhile so that a CPU taking over starts a fresh line. Returns false, having
+  /// stopped, when the role was lost.
+  func printLine(_ bytes: UnsafeBufferPointer<UInt8>, mine: LogCursor, newline: Bool = true) -> Bool {
     let started = mine.midLine(true)
-    var newline: UInt8 = 0x0A
-    // The line and its newline, in bursts: [index, end) of count + 1 bytes.
+    var newlineByte: UInt8 = 0x0A
+    // The line and its newline, in bursts: [index, end) of `total` bytes.
+    let total = bytes.count + (newline ? 1 : 0)
+    guard total > 0 else { return cursor.pointee.load(ordering: .relaxed) == mine.raw }
     var index = 0
-    while index <= bytes.count {
+    while index < total {
       Platform.waitForDevice()
       if index == 0 {
         // The ownership check for the first burst. Relaxed: the exchange alone decides.
@@ -128,11 +131,11 @@ extension LogRing {
       } else if cursor.pointee.load(ordering: .relaxed) != started.raw {
         return false  // taken over: the new printer prints this line whole
       }
-      let end = min(index + Platform.deviceBurst, bytes.count + 1)
+      let end = min(index + Platform.deviceBurst, total)
       let textEnd = min(end, bytes.count)
       if index < textEnd { Platform.send(UnsafeBufferPointer(rebasing: bytes[index..<textEnd])) }
-      if end == bytes.count + 1 {
-        withUnsafePointer(to: &newline) { Platform.send(UnsafeBufferPointer(start: $0, count: 1)) }
+      if newline && end == total {
+        withUnsafePointer(to: &newlineByte) { Platform.send(UnsafeBufferPointer(start: $0, count: 1)) }
       }
       index = end
     }

@@ -151,6 +151,44 @@ struct MADTTests {
     #expect(madt.processors.isEmpty)
   }
 
+  @Test func ioAPICsAndOverrides() throws {
+    let madt = try parsing(Self.fourCPUs(), MADT.parse).get()
+    #expect(madt.ioAPICs == [MADT.IOAPICEntry(id: 0, address: 0xFEC0_0000, gsiBase: 0)])
+    #expect(madt.overrides == Array(repeating: MADT.InterruptOverride(source: 0, gsi: 2, flags: 0), count: 2))
+  }
+
+  @Test func overridesOfOtherBusesAreSkippedAndShortOnesThrow() throws {
+    var table = MADTFixture.start()
+    table.bytes += [2, 10, 1, 4]  // bus 1: not ISA
+    table.append32(20)
+    table.append16(0)
+    table.bytes += [2, 10, 0, 9]  // IRQ 9 -> GSI 9, level, active low (QEMU's SCI)
+    table.append32(9)
+    table.append16(0b1111)
+    let madt = try parsing(table.finished(), MADT.parse).get()
+    #expect(madt.overrides == [MADT.InterruptOverride(source: 9, gsi: 9, flags: 0b1111)])
+    var short = MADTFixture.start()
+    short.bytes += [2, 8, 0, 4, 4, 0, 0, 0]
+    #expect(parsing(short.finished(), MADT.parse) == .failure(.badEntry(offset: 44)))
+    var shortIO = MADTFixture.start()
+    shortIO.bytes += [1, 10, 0, 0, 0, 0, 0xC0, 0xFE, 0, 0]
+    #expect(parsing(shortIO.finished(), MADT.parse) == .failure(.badEntry(offset: 44)))
+  }
+
+  @Test func routeOfAnISAIRQ() {
+    let madt = MADT(
+      localAPICAddress: 0xFEE0_0000, flags: 1, processors: [],
+      overrides: [
+        MADT.InterruptOverride(source: 0, gsi: 2, flags: 0),
+        MADT.InterruptOverride(source: 9, gsi: 9, flags: 0b1111),
+        MADT.InterruptOverride(source: 4, gsi: 20, flags: 0b0101),
+      ])
+    #expect(madt.route(isaIRQ: 3) == (3, false, false))
+    #expect(madt.route(isaIRQ: 0) == (2, false, false))
+    #expect(madt.route(isaIRQ: 9) == (9, true, true))
+    #expect(madt.route(isaIRQ: 4) == (20, false, false))  // 01: active high, edge, said explicitly
+  }
+
   /// Every prefix and every single-byte corruption of a table either parses or throws:
   /// none crashes or loops (the walk must never read out of bounds).
   @Test func fuzzedTablesNeverCrash() {

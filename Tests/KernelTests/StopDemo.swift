@@ -24,7 +24,7 @@ enum StopDemo {
   /// is not the first each stopper runs (TCG translates its code then). The hotplug
   /// lock is held from before the stop until its traces are read, so the CPUs in the
   /// table are the ones it stopped.
-  private static func stopMachineTable() -> Bool {
+  static func stopMachineTable() -> Bool {
     let stoppers = StopperThreads.stoppers
     for _ in 0..<2 { try? stoppers.stopMachine({ _ in 0 }) }
     stoppers.hotplugLock.lock(in: Threads.scheduler)

@@ -71,6 +71,10 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
   case .stopCPU:
     LocalAPIC.endOfInterrupt()
     SMPStop.handleStopVector(frame)  // returns only when no stop is in progress
+  case .serialInput:
+    LocalAPIC.endOfInterrupt()
+    PerCPU.current.pointee.interruptsTaken.wrappingAdd(1, ordering: .relaxed)
+    SerialInput.handleInterrupt()  // the reader sleeping until an interrupt wakes below
   case .callFunction, .callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.

@@ -1,7 +1,8 @@
 /// The 16550 UART on COM1, polled, 115200 8N1.
 ///
 /// Register offsets and bits from the PC16550D datasheet (National Semiconductor, 1995),
-/// §8 "Registers". Output only: the console is how the kernel reports to the harness.
+/// §8 "Registers". Output is polled (the console, `Console`); input is read by
+/// `SerialInput`, on its receive interrupt or polled.
 enum Serial {
   private enum Register: UInt16 {
     case data = 0  // THR when written; with DLAB set, divisor latch low
@@ -16,6 +17,11 @@ enum Serial {
   private static let lcr8N1: UInt8 = 0x03
   private static let fcrEnableAndClear: UInt8 = 0x07
   private static let mcrDTRAndRTS: UInt8 = 0x03
+  /// MCR bit 3, OUT2: on a PC it gates the UART's interrupt line onto the ISA bus.
+  private static let mcrOut2: UInt8 = 1 << 3
+  /// IER bit 0: interrupt when received data is available (§8.4).
+  private static let ierReceivedData: UInt8 = 1 << 0
+  private static let lsrDataReady: UInt8 = 1 << 0
   private static let lsrTransmitHoldingEmpty: UInt8 = 1 << 5
   /// Polls of LSR before a byte is sent anyway. QEMU's UART is always ready; a real one
   /// at 115200 baud drains a byte in ~87 us, far below this many port reads.
@@ -39,6 +45,19 @@ enum Serial {
     write(.lineControl, lcr8N1)
     write(.fifoControl, fcrEnableAndClear)
     write(.modemControl, mcrDTRAndRTS)
+  }
+
+  /// The next received byte, or nil when the receive FIFO is empty (LSR bit 0, Data
+  /// Ready). Reading RBR takes the byte and, once the FIFO is empty, ends the receive
+  /// interrupt. Call from one CPU at a time (`SerialInput`).
+  static func receive() -> UInt8? {
+    read(.lineStatus) & lsrDataReady != 0 ? read(.data) : nil
+  }
+
+  /// Turns the receive interrupt on (IER, and OUT2 to let it out of the chip) or off.
+  static func setReceiveInterrupt(_ on: Bool) {
+    write(.modemControl, on ? mcrDTRAndRTS | mcrOut2 : mcrDTRAndRTS)
+    write(.interruptEnable, on ? ierReceivedData : 0)
   }
 
   /// Depth of the 16550's transmit FIFO, enabled by `initialize()`.
