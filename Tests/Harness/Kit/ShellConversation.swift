@@ -71,7 +71,7 @@ public struct ShellConversation<Channel: ShellChannel> {
     return failures
   }
 
-  /// Runs one step.
+  /// Runs one step: types its line, then waits for its ending.
   /// - Returns: Its failures, and whether the conversation cannot go on.
   private mutating func run(
     _ step: ShellStep, label: String, ended: () -> Termination
@@ -82,14 +82,7 @@ public struct ShellConversation<Channel: ShellChannel> {
     type(step.line, until: deadline)
     switch step.ending {
     case .prompt:
-      guard let promptStart = waitForPrompt(from: mark, until: deadline) else {
-        if isClosed {
-          return (["\(label): QEMU exited before the prompt (\(ended().summary))"], true)
-        }
-        return (["\(label): \(expiry("the prompt", step.bound))"], true)
-      }
-      let answer = String(decoding: received[mark..<promptStart], as: UTF8.self)
-      return (step.failures(inAnswer: answer).map { "\(label): \($0)" }, false)
+      return finishAtPrompt(step, label: label, mark: mark, until: deadline, ended: ended)
     case .exit(let outcome):
       guard waitForClose(until: deadline) else {
         return (["\(label): \(expiry("QEMU to exit", step.bound))"], true)
@@ -103,6 +96,22 @@ public struct ShellConversation<Channel: ShellChannel> {
       failures.append("\(label): QEMU ended with \(termination.summary), expected \(outcome.phrase)")
       return (failures, true)
     }
+  }
+
+  /// Waits for the prompt that ends a step and checks the answer before it.
+  /// - Returns: The step's failures, and whether the conversation cannot go on.
+  private mutating func finishAtPrompt(
+    _ step: ShellStep, label: String, mark: Int, until deadline: ContinuousClock.Instant,
+    ended: () -> Termination
+  ) -> (failures: [String], stop: Bool) {
+    guard let promptStart = waitForPrompt(from: mark, until: deadline) else {
+      let failure =
+        isClosed
+        ? "QEMU exited before the prompt (\(ended().summary))" : expiry("the prompt", step.bound)
+      return (["\(label): \(failure)"], true)
+    }
+    let answer = String(decoding: received[mark..<promptStart], as: UTF8.self)
+    return (step.failures(inAnswer: answer).map { "\(label): \($0)" }, false)
   }
 
   /// Why the first prompt never came.
