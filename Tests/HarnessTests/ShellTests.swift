@@ -23,7 +23,10 @@ struct ShellTests {
       "  1     1  onl", "ine\nlock", "step> ", "sched: a late line from CPU 1\n",
     ]
     let failures = converse(
-      [.answer("cpus", "CPU  APIC  state", "1  online"), .leaving("exit", .pass, expect: ["exit: leaving QEMU"])],
+      [
+        .answer("cpus", "CPU  APIC  state", "1  online"),
+        .leaving("exit", .pass, expect: ["exit: leaving QEMU"]),
+      ],
       replies: [cpus, ["exit: leaving QEMU\n"]], closesAtEnd: true)
     #expect(failures == [])
   }
@@ -64,7 +67,8 @@ struct ShellTests {
   @Test func exitStepChecksTheStatus() {
     let panic = ShellStep.leaving("panic", .panic, expect: ["PANIC"])
     #expect(panic.forbidden.isEmpty)
-    #expect(converse([panic], replies: [["PANIC: end of report\n"]], closesAtEnd: true, ended: .exited(37)) == [])
+    #expect(
+      converse([panic], replies: [["PANIC: end of report\n"]], closesAtEnd: true, ended: .exited(37)) == [])
     #expect(
       converse([panic], replies: [["PANIC: end of report\n"]], closesAtEnd: true, ended: .exited(33))
         == ["step 1 'panic': QEMU ended with boot OK (status 33), expected a panic"])
@@ -73,9 +77,11 @@ struct ShellTests {
   @Test func expiredWaitsSayWhatTheyWaitedForHowLongAndTheLastBytes() {
     let silent = converse([ShellStep("bench", bound: .seconds(7))], replies: [["bench: started\r\n"]])
     #expect(
-      silent == [#"step 1 'bench': waited 7 s for the prompt; last 200 bytes: "#
-        + #""Lockstep booting\nBrought up 4 CPUs\nshell: Lockstep shell on CPU 0; type 'help'\n"#
-        + #"lockstep> bench\nbench: started\r\n""#])
+      silent == [
+        #"step 1 'bench': waited 7 s for the prompt; last 200 bytes: "#
+          + #""Lockstep booting\nBrought up 4 CPUs\nshell: Lockstep shell on CPU 0; type 'help'\n"#
+          + #"lockstep> bench\nbench: started\r\n""#
+      ])
     let noExit = converse([.leaving("exit", .pass, expect: [])], replies: [["lockstep> "]])
     #expect(noExit.count == 1 && noExit[0].hasPrefix("step 1 'exit': waited 30 s for QEMU to exit; "))
     var conversation = ShellConversation(
@@ -91,7 +97,9 @@ struct ShellTests {
     var conversation = ShellConversation(channel: console)
     let script = ShellScript(steps: [.answer("cpuz\u{7f}s", "CPU  APIC  state")])
     #expect(conversation.run(script) { .stopped } == [])
-    #expect(String(decoding: conversation.received, as: UTF8.self).hasSuffix("cpuz\u{8} \u{8}s\nCPU  APIC  state\nlockstep> "))
+    #expect(
+      String(decoding: conversation.received, as: UTF8.self).hasSuffix(
+        "cpuz\u{8} \u{8}s\nCPU  APIC  state\nlockstep> "))
   }
 
   @Test func stepNamesShowControlBytesAndCutLongLines() {
@@ -121,7 +129,9 @@ struct ShellTests {
       #expect(config.expectations.onlineCPUs == Array(0..<Int(config.smp)!))
     }
     let lines = shell[0].shell!.steps.map(\.line)
-    for command in ["help", "cpus", "call 1", "offline 1", "online 1", "stop", "bench", "torture 2", "sendstop"] {
+    for command in [
+      "help", "cpus", "call 1", "offline 1", "online 1", "stop", "bench", "torture 2", "sendstop",
+    ] {
       #expect(lines.contains(command), "shell-4 never types \(command)")
     }
     #expect(lines.filter { $0 == "offline 1" }.count == 2 && lines.contains(""))
@@ -179,7 +189,8 @@ struct ShellTests {
       name: "fake-shell", smp: "2", append: "shell", timeout: .seconds(20),
       expectations: Expectations(outcome: outcome, onlineCPUs: [0, 1]),
       shell: ShellScript(bootBound: bootBound, steps: steps))
-    let booter = Booter(command: QEMUCommand(qemu: qemu, kernel: "/dev/null"), logDirectory: "\(directory)/\(logs)")
+    let booter = Booter(
+      command: QEMUCommand(qemu: qemu, kernel: "/dev/null"), logDirectory: "\(directory)/\(logs)")
     let record = booter.boot(config)
     let log = (try? String(contentsOfFile: booter.logPath(of: config), encoding: .utf8)) ?? ""
     return (record, Judge.judge(record, against: config.expectations), log)
@@ -210,7 +221,11 @@ struct ShellTests {
     ]
     let (record, verdict, _) = try bootFake(steps, exits: ["panic": 37], outcome: .panic)
     #expect(record.termination == .exited(37))
-    #expect(record.shellFailures == ["step 2 'call 1': answer lacks 'error: '", "step 2 'call 1': answer lacks 'error: CPU 1 is not online'"])
+    #expect(
+      record.shellFailures == [
+        "step 2 'call 1': answer lacks 'error: '",
+        "step 2 'call 1': answer lacks 'error: CPU 1 is not online'",
+      ])
     #expect(verdict.failures == record.shellFailures.map { "shell: \($0)" })
   }
 
@@ -219,7 +234,8 @@ struct ShellTests {
     let (record, verdict, _) = try bootFake(steps, exits: ["call 1": 37])
     #expect(
       record.shellFailures == [
-        "step 1 'call 1': QEMU exited before the prompt (kernel panic (status 37))", "2 later step(s) not run",
+        "step 1 'call 1': QEMU exited before the prompt (kernel panic (status 37))",
+        "2 later step(s) not run",
       ])
     #expect(verdict.failures.first == "expected pass, got kernel panic (status 37)")
   }

@@ -191,7 +191,8 @@ public struct ShellConversation<Channel: ShellChannel> {
   /// An expired wait: what it waited for, how long, and the last bytes it saw.
   private func expiry(_ awaited: String, _ bound: Duration) -> String {
     let tail = ShellScript.visible(received.suffix(ShellConversation.tailBytes))
-    return "waited \(bound.boundText) s for \(awaited); last \(ShellConversation.tailBytes) bytes: \"\(tail)\""
+    return
+      "waited \(bound.boundText) s for \(awaited); last \(ShellConversation.tailBytes) bytes: \"\(tail)\""
   }
 
   /// The first index at or after `start` where `needle` occurs in `haystack`.
