@@ -106,6 +106,7 @@ struct ShellTests {
     #expect(ShellStep("cpuz\u{7f}s").name == #"cpuz\x7fs"#)
     let long = ShellStep(String(repeating: "x", count: 130))
     #expect(long.name == "xxxxxxxxxxxxxxxxxxxx... (130 characters)")
+    #expect(ShellStep("").name == "(empty line)")
     #expect(ShellStep("help").forbidden == ["PANIC"])
     #expect(ShellStep.answer("help").forbidden == ["error: ", "PANIC"])
     #expect(ShellStep.error("call", "error: call needs a CPU number").expected.first == "error: ")

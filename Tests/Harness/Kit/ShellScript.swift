@@ -67,9 +67,10 @@ public struct ShellStep: Equatable, Sendable {
     ShellStep(line, expect: expect, bound: bound, ending: .exit(outcome))
   }
 
-  /// The step's line as failure reasons show it: control characters as `\x7f`, and a line
-  /// of more than 40 characters cut to its first 20 and its length.
+  /// The step's line as failure reasons show it: control characters as `\x7f`, a line of
+  /// more than 40 characters cut to its first 20 and its length, no line as `(empty line)`.
   public var name: String {
+    guard !line.isEmpty else { return "(empty line)" }
     guard line.count > 40 else { return ShellScript.visible(line.utf8) }
     return ShellScript.visible(line.utf8.prefix(20)) + "... (\(line.count) characters)"
   }
