@@ -151,6 +151,17 @@ struct ShellTests {
       ])
   }
 
+  @Test func qemuErrorAfterTheSocketNoteIsTheReason() {
+    let output = """
+      qemu-system-x86_64: -chardev socket,id=console,path=l/s.sock,server=on,wait=on,logfile=l/s.log: \
+      info: QEMU waiting for connection on: disconnected:unix:l/s.sock,server=on
+      qemu: invalid kernel header
+
+      """
+    let verdict = Judge.judge(record("", status: 1, qemuOutput: output), against: Expectations())
+    #expect(verdict.reason == "expected pass, got QEMU error (status 1): qemu: invalid kernel header")
+  }
+
   @Test func stopperEndsABoundedRunEarly() throws {
     let directory = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }

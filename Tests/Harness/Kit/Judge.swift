@@ -119,10 +119,12 @@ public enum Judge {
     return "\(text): \(detail)"
   }
 
-  /// QEMU's message: its first line that is not a warning, else its first line.
+  /// QEMU's message: its first line that is not a warning or a note, else its first line.
+  /// (A console socket's `info: QEMU waiting for connection` comes before any error.)
   static func qemuMessage(in output: String) -> String? {
     let lines = output.split(whereSeparator: \.isNewline)
-    return (lines.first { !$0.contains("warning:") } ?? lines.first).map(String.init)
+    let message = lines.first { !$0.contains("warning:") && !$0.contains(": info: ") }
+    return (message ?? lines.first).map(String.init)
   }
 
   /// The `smp: online` lists and the `Brought up N CPUs` count.
