@@ -48,7 +48,7 @@ SWIFT_FLAGS := -target x86_64-unknown-none-elf -parse-as-library -wmo -Osize \
   -warnings-as-errors
 
 .PHONY: all deps run check bench plots trace soak debug clean help host-test host-test-tsan harness-check verify iso \
-  gdb-check
+  gdb-check shell shell-check
 
 all: $(IMAGE)
 
@@ -66,6 +66,8 @@ help:
 	@echo "make iso        GRUB rescue image $(ISO) booting the kernel via Multiboot, ISO_APPEND='$(ISO_APPEND)'"
 	@echo "make debug      boot paused with a gdb stub on :1234 (scripts/gdbinit)"
 	@echo "make gdb-check  gdb against a deliberate fault: Swift names, files and lines in the backtrace"
+	@echo "make shell      boot into the kernel's serial shell and type at it ('help'; Ctrl-A X leaves QEMU)"
+	@echo "make shell-check  the harness's shell configurations alone (shell-*), each driven by a script"
 	@echo "make deps       check and install nasm, QEMU, linker"
 	@echo "make clean"
 
@@ -114,6 +116,10 @@ run: deps $(IMAGE)
 debug: deps $(IMAGE)
 	@scripts/qemu.sh debug $(IMAGE) "$(SMP)" "$(MACHINE)" "$(ACCEL)" "$(APPEND)"
 
+# The kernel's serial shell on this terminal, with `shell` added to APPEND; no time limit.
+shell: deps $(IMAGE)
+	@scripts/qemu.sh shell $(IMAGE) "$(SMP)" "$(MACHINE)" "$(ACCEL)" "$(strip shell $(APPEND))"
+
 host-test:
 	swift test
 
@@ -141,6 +147,10 @@ gdb-check: $(IMAGE)
 	else \
 	  echo "gdb-check: SKIP - gdb is not installed (make deps installs it)"; \
 	fi
+
+# The shell configurations alone (Tests/Harness/Kit/MatrixShell.swift), for work on the shell.
+shell-check: $(IMAGE)
+	swift run lockstep-harness check --kernel $(IMAGE) --accel $(ACCEL) --filter shell
 
 check: deps
 	@$(MAKE) --no-print-directory host-test

@@ -30,7 +30,8 @@ struct MatrixTests {
         "fault-write-text", "fault-exec-heap", "fault-stop-stall",
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
         "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8", "soak-4",
-      ] + sendStopNames(kvm: false) + sendStopNames(kvm: true))
+      ] + sendStopNames(kvm: false) + sendStopNames(kvm: true)
+        + ["shell-4", "shell-panic-2", "shell-exit-1", "shell-4-kvm"])
   }
 
   private func sendStopNames(kvm: Bool) -> [String] {

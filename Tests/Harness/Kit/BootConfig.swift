@@ -142,12 +142,17 @@ public struct BootConfig: Equatable, Sendable {
   public var requiresKVM: Bool
   /// How QEMU loads the kernel.
   public var medium: BootMedium
+  /// A conversation with the kernel's serial shell (`append` must hold `shell`): the console
+  /// goes to a socket the harness talks through (`ShellSession`), and every failure of the
+  /// script fails the configuration.
+  public var shell: ShellScript?
 
   /// Creates a configuration; `timeout` defaults to `defaultTimeout(smp:)`.
   public init(
     name: String, smp: String, machine: Machine = .pc, memory: String = "128M",
     append: String = "", timeout: Duration? = nil, expectations: Expectations = Expectations(),
-    qemuArguments: [String] = [], requiresKVM: Bool = false, medium: BootMedium = .kernel
+    qemuArguments: [String] = [], requiresKVM: Bool = false, medium: BootMedium = .kernel,
+    shell: ShellScript? = nil
   ) {
     self.name = name
     self.smp = smp
@@ -159,6 +164,7 @@ public struct BootConfig: Equatable, Sendable {
     self.qemuArguments = qemuArguments
     self.requiresKVM = requiresKVM
     self.medium = medium
+    self.shell = shell
   }
 
   /// The default wall-clock bound: 30 s, or 90 s from 64 vCPUs up (TCG runs vCPUs in turn).

@@ -10,6 +10,9 @@ public enum Termination: Equatable, Sendable {
   case timedOut(Duration)
   /// QEMU could not be started at all.
   case failedToStart(String)
+  /// The harness ended QEMU before it exited (a shell script that failed or ended without
+  /// leaving QEMU; see `ProcessStopper`).
+  case stopped
 }
 
 /// The meaning of QEMU's exit status under the kernel's contract: the kernel writes v to the
@@ -70,13 +73,19 @@ public struct BootRecord: Sendable {
   public var qemuOutput: String
   /// Wall-clock time from launch to exit.
   public var elapsed: Duration
+  /// What the configuration's shell script found wrong (`ShellSession`); empty without one.
+  public var shellFailures: [String]
 
   /// Creates a record.
-  public init(termination: Termination, log: SerialLog, qemuOutput: String, elapsed: Duration) {
+  public init(
+    termination: Termination, log: SerialLog, qemuOutput: String, elapsed: Duration,
+    shellFailures: [String] = []
+  ) {
     self.termination = termination
     self.log = log
     self.qemuOutput = qemuOutput
     self.elapsed = elapsed
+    self.shellFailures = shellFailures
   }
 
   /// Whether the kernel got to run: false when QEMU failed to start, reported an error of its
@@ -84,8 +93,21 @@ public struct BootRecord: Sendable {
   public var kernelRan: Bool {
     switch termination {
     case .exited(let status): KernelExit(status: status).outcome != nil
-    case .timedOut: true
+    case .timedOut, .stopped: true
     case .signaled, .failedToStart: false
+    }
+  }
+}
+
+extension Termination {
+  /// A short phrase for failure reasons: `boot OK (status 33)`, `killed after 30 s`.
+  public var summary: String {
+    switch self {
+    case .exited(let status): KernelExit(status: status).summary
+    case .signaled(let signal): "killed by signal \(signal)"
+    case .timedOut(let bound): "killed after \(bound.boundText) s"
+    case .failedToStart(let message): "did not start: \(message)"
+    case .stopped: "stopped by the harness"
     }
   }
 }

@@ -21,10 +21,12 @@ public struct Booter: Sendable {
     "\(logDirectory)/\(config.name).log"
   }
 
-  /// Boots `config` once, within its bound. Blocks the calling thread.
+  /// Boots `config` once, within its bound, holding its shell conversation if it has one.
+  /// Blocks the calling thread.
   /// - Parameters:
   ///   - config: The configuration.
-  ///   - live: Whether the console also streams to stdout (see `SerialSink.console`).
+  ///   - live: Whether the console also streams to stdout (see `SerialSink.console`); not
+  ///     for a configuration with a shell script, whose console is the harness's.
   /// - Returns: The record to judge.
   public func boot(_ config: BootConfig, live: Bool = false) -> BootRecord {
     let log = logPath(of: config)
@@ -42,12 +44,26 @@ public struct Booter: Sendable {
     }
     let clock = ContinuousClock()
     let start = clock.now
-    let termination = BoundedProcess.run(
-      command.qemu, arguments: command.arguments(for: config, serial: sink),
-      outputPath: qemuOutput, inheritStdout: live, bound: config.timeout)
+    let termination: Termination
+    let shellFailures: [String]
+    if let script = config.shell {
+      let result = ShellSession.run(
+        script, qemu: command.qemu,
+        arguments: { command.arguments(for: config, serial: .socket(path: $0, logPath: log)) },
+        socketPath: "\(logDirectory)/\(config.name).sock", outputPath: qemuOutput,
+        bound: config.timeout)
+      termination = result.termination
+      shellFailures = result.failures
+    } else {
+      termination = BoundedProcess.run(
+        command.qemu, arguments: command.arguments(for: config, serial: sink),
+        outputPath: qemuOutput, inheritStdout: live, bound: config.timeout)
+      shellFailures = []
+    }
     return BootRecord(
       termination: termination, log: SerialLog(Booter.read(log)),
-      qemuOutput: Booter.read(qemuOutput), elapsed: clock.now - start)
+      qemuOutput: Booter.read(qemuOutput), elapsed: clock.now - start,
+      shellFailures: shellFailures)
   }
 
   /// The contents of a file as text (invalid UTF-8 repaired), or "" if it cannot be read.

@@ -17,10 +17,11 @@ public enum BoundedProcess {
   ///     `inheritStdout` (created or truncated).
   ///   - inheritStdout: Whether stdin and stdout stay the harness's own (live console).
   ///   - bound: The wall-clock bound.
+  ///   - stopper: Lets another thread end the process before the bound (`.stopped`).
   /// - Returns: How the process ended.
   public static func run(
     _ executable: String, arguments: [String], outputPath: String, inheritStdout: Bool = false,
-    bound: Duration
+    bound: Duration, stopper: ProcessStopper? = nil
   ) -> Termination {
     guard let path = resolve(executable) else {
       return .failedToStart("\(executable) not found in PATH")
@@ -38,15 +39,24 @@ public enum BoundedProcess {
       process.standardOutput = output
     }
     let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
+    // Woken by the exit or by the stopper, whichever comes first; `exited` tells them apart.
+    let wake = stopper?.wake ?? DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in
+      exited.signal()
+      wake.signal()
+    }
     do {
       try process.run()
     } catch {
       return .failedToStart("\(path): \(error.localizedDescription)")
     }
-    guard exited.wait(timeout: .now() + bound.dispatchInterval) == .success else {
+    guard wake.wait(timeout: .now() + bound.dispatchInterval) == .success else {
       stop(process, exited: exited)
       return .timedOut(bound)
+    }
+    guard exited.wait(timeout: .now()) == .success else {
+      stop(process, exited: exited)
+      return .stopped
     }
     let status = process.terminationStatus
     return process.terminationReason == .exit ? .exited(status) : .signaled(status)
@@ -71,6 +81,22 @@ public enum BoundedProcess {
     return searchPath.split(separator: ":")
       .map { "\($0)/\(executable)" }
       .first { manager.isExecutableFile(atPath: $0) }
+  }
+}
+
+/// Ends a `BoundedProcess.run` early, from another thread: the run sends SIGTERM, then
+/// SIGKILL after the grace, and returns `.stopped` (or the exit status if the process had
+/// exited already). One stopper serves one run.
+public final class ProcessStopper: Sendable {
+  /// Signalled by `stop()` and by the process's exit.
+  fileprivate let wake = DispatchSemaphore(value: 0)
+
+  /// Creates a stopper for one run.
+  public init() {}
+
+  /// Asks the run to end its process; returns at once. A second call does nothing more.
+  public func stop() {
+    wake.signal()
   }
 }
 

@@ -29,6 +29,7 @@ public enum Judge {
     var failures = endingFailures(record, expected: expectations.outcome)
     // Without a kernel run, every log check would fail too and bury QEMU's message.
     guard record.kernelRan else { return Verdict(failures: failures) }
+    failures += record.shellFailures.map { "shell: \($0)" }
     failures += cpuFailures(log, expectations)
     failures += expectations.mustContain.filter { !log.text.contains($0) }
       .map { "log lacks '\($0)'" }
@@ -70,6 +71,8 @@ public enum Judge {
       return ["timeout after \(bound.boundText) s"]
     case .failedToStart(let message):
       return ["QEMU did not start: \(message)"]
+    case .stopped:
+      return ["QEMU stopped by the harness before it exited"]
     case .signaled(let signal):
       return [withDetail("QEMU killed by signal \(signal)", qemuMessage(in: record.qemuOutput))]
     case .exited(let status):
@@ -116,10 +119,12 @@ public enum Judge {
     return "\(text): \(detail)"
   }
 
-  /// QEMU's message: its first line that is not a warning, else its first line.
+  /// QEMU's message: its first line that is not a warning or a note, else its first line.
+  /// (A console socket's `info: QEMU waiting for connection` comes before any error.)
   static func qemuMessage(in output: String) -> String? {
     let lines = output.split(whereSeparator: \.isNewline)
-    return (lines.first { !$0.contains("warning:") } ?? lines.first).map(String.init)
+    let message = lines.first { !$0.contains("warning:") && !$0.contains(": info: ") }
+    return (message ?? lines.first).map(String.init)
   }
 
   /// The `smp: online` lists and the `Brought up N CPUs` count.

@@ -7,7 +7,7 @@ public enum Matrix {
   public static let standard: [BootConfig] =
     scaling + largest + machines + firmware + bootloader + commandLine + deadAP + slowAP + timeouts + faults
     + console + crossCalls + torture + sched + demo + stacks + stop + hotplug + stopTorture
-    + stopKVM + trace + soak + sendStop + sendStopKVM
+    + stopKVM + trace + soak + sendStop + sendStopKVM + shell
 
   /// The boot suite on a plain `-smp n` PC: QEMU numbers the APIC IDs 0..<n.
   public static let scaling: [BootConfig] = [1, 2, 3, 4, 8, 16, 64].map { count in

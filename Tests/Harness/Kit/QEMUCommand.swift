@@ -9,6 +9,11 @@ public enum SerialSink: Equatable, Sendable {
   /// Live to QEMU's stdout, and also into a log file (a stdio chardev with `logfile=`), so a
   /// human sees the console as it happens and the harness can still judge it afterwards.
   case console(logPath: String)
+  /// A Unix socket QEMU serves at `path` and waits on before it runs the guest
+  /// (`server=on,wait=on`), so nothing printed is lost before the harness connects; the
+  /// console also goes into a log file. `ShellSession` talks to the shell through it.
+  /// `path` must fit `sun_path` (107 bytes and a NUL).
+  case socket(path: String, logPath: String)
 }
 
 /// Whether this machine can run KVM guests.
@@ -81,10 +86,15 @@ public struct QEMUCommand: Equatable, Sendable {
     case .file(let path):
       arguments += ["-serial", "file:\(path)"]
     case .console(let path):
-      // QEMU option values escape a comma by doubling it.
-      let escaped = path.replacingOccurrences(of: ",", with: ",,")
       arguments += [
-        "-chardev", "stdio,id=console,signal=on,logfile=\(escaped)", "-serial", "chardev:console",
+        "-chardev", "stdio,id=console,signal=on,logfile=\(optionValue(path))",
+        "-serial", "chardev:console",
+      ]
+    case .socket(let path, let logPath):
+      arguments += [
+        "-chardev",
+        "socket,id=console,path=\(optionValue(path)),server=on,wait=on,logfile=\(optionValue(logPath))",
+        "-serial", "chardev:console",
       ]
     }
     // Status 0 must mean a triple fault, so the CPU reset ends QEMU instead of rebooting.
@@ -92,5 +102,10 @@ public struct QEMUCommand: Equatable, Sendable {
       "-monitor", "none", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
     ]
     return arguments
+  }
+
+  /// `text` as a QEMU option value, which escapes a comma by doubling it.
+  private func optionValue(_ text: String) -> String {
+    text.replacingOccurrences(of: ",", with: ",,")
   }
 }
