@@ -48,8 +48,8 @@ let cannedBanner = [
 ]
 
 /// Writes a fake QEMU, a python3 script, and the shell it plays (`shell.json` beside it).
-/// It finds `-chardev socket,...,path=P,...,logfile=L`, serves P, and once the harness has
-/// connected prints a boot banner and the prompt (into L too). Each typed line then gets
+/// It finds `-chardev socket,...,path=P,...`, serves P, and once the harness has
+/// connected prints a boot banner and the prompt. Each typed line then gets
 /// `answers[line]` (or the unknown-command error), a log line of CPU 1, and the prompt;
 /// a line in `exits` ends it with that status instead. Without `prompt` it prints the
 /// banner and then nothing for a minute.
@@ -81,13 +81,10 @@ private let fakeShellScript = #"""
   server.bind(options["path"])
   server.listen(1)
   console, _ = server.accept()
-  log = open(options["logfile"], "wb")
 
   def out(text):
       data = text.encode()
       console.sendall(data)
-      log.write(data)
-      log.flush()
 
   out("Lockstep booting\nBrought up 2 CPUs\nsmp: online cpus=0,1 apic=0,1\n")
   if not spec["prompt"]:
@@ -105,7 +102,6 @@ private let fakeShellScript = #"""
           if command:
               out(spec["answers"].get(command, "error: unknown command '%s'; type help\n" % command))
           if command in spec["exits"]:
-              log.close()
               sys.exit(spec["exits"][command])
           out("sched: a line from CPU 1\nlockstep> ")
       elif byte in (b"\x7f", b"\x08"):

@@ -115,9 +115,9 @@ struct ShellTests {
   @Test func socketSinkArgument() {
     let config = BootConfig(name: "s", smp: "2", append: "shell")
     let arguments = QEMUCommand(kernel: "k").arguments(
-      for: config, serial: .socket(path: "/tmp/a,b.sock", logPath: "logs/s.log"))
+      for: config, serial: .socket(path: "/tmp/a,b.sock"))
     let chardev = arguments.firstIndex(of: "-chardev").map { arguments[$0 + 1] }
-    #expect(chardev == "socket,id=console,path=/tmp/a,,b.sock,server=on,wait=on,logfile=logs/s.log")
+    #expect(chardev == "socket,id=console,path=/tmp/a,,b.sock,server=on,wait=on")
     #expect(arguments.contains("chardev:console") && !arguments.contains("-serial file:"))
     #expect(arguments.contains("shell"))
   }

@@ -13,8 +13,9 @@ import Synchronization
 /// only on that CPU with interrupts off (the handler, and `read` between enabling them),
 /// so it needs no lock and no atomics. Where the line cannot be routed (no I/O APIC, or a
 /// reading CPU with an x2APIC ID above 255), the reader polls the UART instead, every
-/// `pollNanoseconds`; it also looks at the UART whenever it wakes, so a lost edge costs
-/// at most one `interruptBackstopNanoseconds` of latency, never a byte.
+/// `pollNanoseconds`. With the interrupt, the reader still looks at the UART itself after
+/// `interruptBackstopNanoseconds` without one, so a lost interrupt would cost latency,
+/// never a byte, and would show in `bytesByPolling`.
 enum SerialInput {
   /// COM1's ISA interrupt line.
   static let isaIRQ: UInt8 = 4
@@ -45,7 +46,8 @@ enum SerialInput {
   /// Bytes the receive interrupt's handler took from the UART, and its runs.
   static let bytesByInterrupt = Atomic<Int>(0)
   static let interrupts = Atomic<Int>(0)
-  /// Bytes the reader found in the UART itself (polling, or the backstop).
+  /// Bytes the reader found in the UART itself: polling, or with the interrupt routed,
+  /// bytes no interrupt brought within the backstop (0 when the interrupt works).
   static let bytesByPolling = Atomic<Int>(0)
   /// Bytes lost because the buffer was full.
   static let dropped = Atomic<Int>(0)
@@ -97,14 +99,18 @@ enum SerialInput {
   static func read(atMost nanoseconds: UInt64) -> UInt8? {
     precondition(X86_64Platform.currentCPU == owner, "serial input read on a CPU that does not own it")
     let deadline = Clock.nanoseconds() &+ nanoseconds
-    let backstop: UInt64
+    let interruptDriven: Bool
     switch mode {
-    case .interrupt: backstop = interruptBackstopNanoseconds
-    case .polled, nil: backstop = pollNanoseconds
+    case .interrupt: interruptDriven = true
+    case .polled, nil: interruptDriven = false
     }
+    let backstop = interruptDriven ? interruptBackstopNanoseconds : pollNanoseconds
+    // With the interrupt, the UART is looked at here only after a whole backstop without
+    // one: a byte found then is one the interrupt did not bring (`bytesByPolling`).
+    var lookAtUART = !interruptDriven
     while true {
       CPUInstructions.disableInterrupts()
-      bytesByPolling.wrappingAdd(drainUART(), ordering: .relaxed)
+      if lookAtUART { bytesByPolling.wrappingAdd(drainUART(), ordering: .relaxed) }
       if let byte = take() {
         CPUInstructions.enableInterrupts()
         return byte
@@ -114,9 +120,13 @@ enum SerialInput {
         CPUInstructions.enableInterrupts()
         return nil
       }
+      let waitEnd = min(deadline, now + backstop)
       // Interrupts off since the check: the receive interrupt that brings the next byte
-      // stays pending until this wait enables them, and wakes it.
-      X86_64Platform.waitForInterrupt(atMost: min(deadline - now, backstop))
+      // stays pending until this wait enables them; its handler then fills the buffer
+      // and wakes us. The wait returns with interrupts on, so a pending interrupt has
+      // been taken by the time we look again.
+      X86_64Platform.waitForInterrupt(atMost: waitEnd - now)
+      lookAtUART = !interruptDriven || Clock.nanoseconds() >= waitEnd
     }
   }
 

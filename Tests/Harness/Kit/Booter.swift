@@ -49,8 +49,8 @@ public struct Booter: Sendable {
     if let script = config.shell {
       let result = ShellSession.run(
         script, qemu: command.qemu,
-        arguments: { command.arguments(for: config, serial: .socket(path: $0, logPath: log)) },
-        socketPath: "\(logDirectory)/\(config.name).sock", outputPath: qemuOutput,
+        arguments: { command.arguments(for: config, serial: .socket(path: $0)) },
+        socketPath: "\(logDirectory)/\(config.name).sock", logPath: log, outputPath: qemuOutput,
         bound: config.timeout)
       termination = result.termination
       shellFailures = result.failures

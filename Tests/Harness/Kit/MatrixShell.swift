@@ -7,7 +7,7 @@
 
 extension Matrix {
   /// The shell on 4, 2 and 1 vCPUs under TCG, and on 4 under KVM where /dev/kvm works.
-  public static let shell: [BootConfig] = [shell4, shellPanic2, shellExit1, shell4KVM]
+  public static let shell: [BootConfig] = [shell4, shellPanic2, shellExit1, shellQ35, shellPolled1, shell4KVM]
 
   /// Every command and every error on 4 vCPUs, CPU 1 taken offline and back, ending in
   /// `sendstop`, which stops the other CPUs for good and leaves QEMU.
@@ -19,6 +19,15 @@ extension Matrix {
         // The calling CPU itself: run in place, as Linux's smp_call_function_single does.
         .answer("call 0", "call: CPU 0 ran the function"),
         .error("call 9", "error: CPU 9 does not exist (CPUs are 0-3)"),
+        // Past any integer type: refused by its digits, not wrapped round to a CPU.
+        .error("call 18446744073709551617", "error: CPU 18446744073709551617 does not exist (CPUs are 0-3)"),
+        .error("call -1", "error: '-1' is not a CPU number"),
+        .error("call 1 2", "error: call takes one argument"),
+        .error("cpus now", "error: cpus takes no argument"),
+        // Blanks around and between words, tabs included.
+        .answer("  call \t 1  ", "call: CPU 1 ran the function"),
+        // An arrow key (ESC [ A) and a UTF-8 character leave nothing in the line.
+        .answer("\u{1b}[Acp\u{e9}us", "CPU  APIC  state"),
         .error("call x", "error: 'x' is not a CPU number"),
         .error("call", "error: call needs a CPU number"),
         .error("frob", "error: unknown command 'frob'; type help"),
@@ -29,8 +38,8 @@ extension Matrix {
         .error(String(repeating: "x", count: 130), "error: line too long (at most 120 characters)"),
         .error("torture 0", "error: torture takes 1 to 600 seconds"),
         .error("torture 100000", "error: torture takes 1 to 600 seconds"),
-        .error("torture abc"),
-        .error("offline 0", "CPU 0"),
+        .error("torture abc", "error: 'abc' is not a number of seconds"),
+        .error("offline 0", "error: CPU 0 runs 1 thread(s) of its own", "the shell is one"),
       ] + hotplugSteps + errorsWhileOffline + [
         .answer("online 1", "online: CPU 1 is online"),
         .answer("call 1", "call: CPU 1 ran the function; round trip "),
@@ -47,6 +56,34 @@ extension Matrix {
     let panic = ShellStep.leaving(
       "panic", .panic, expect: ["panic: a deliberate panic from the shell", "PANIC"])
     return shellConfig("shell-panic-2", vcpus: 2, steps: [helpStep, panic], timeout: .seconds(120))
+  }
+
+  /// The Q35 machine's I/O APIC and MADT: input by interrupt there too.
+  public static var shellQ35: BootConfig {
+    let steps: [ShellStep] = [
+      cpusStep, .answer("call 1", "call: CPU 1 ran the function"), .leaving("exit", .pass, expect: ["exit: leaving QEMU"]),
+    ]
+    var config = shellConfig("shell-2-q35", vcpus: 2, steps: steps, timeout: .seconds(120))
+    config.machine = .q35
+    return config
+  }
+
+  /// No ACPI, so no MADT and no I/O APIC to route COM1's interrupt: the shell says so and
+  /// polls the UART instead, and works the same.
+  public static var shellPolled1: BootConfig {
+    let steps: [ShellStep] = [
+      helpStep, cpusStep, .error("call 1", "error: CPU 1 does not exist (CPUs are 0-0)"),
+      .leaving("exit", .pass, expect: ["exit: leaving QEMU"]),
+    ]
+    var config = shellConfig("shell-polled-1", vcpus: 1, steps: steps, timeout: .seconds(120))
+    config.qemuArguments = ["-machine", "acpi=off"]
+    config.expectations.mustContain = [
+      "shell: Lockstep shell on CPU 0; type 'help'", "shell: input polled every 10 ms: the MADT lists no I/O APIC",
+    ]
+    config.expectations.wholeLines = WholeLines(
+      prefix: "shell: input: ", body: #"[1-9]\d* bytes, 0 taken by 0 receive interrupts, [1-9]\d* found by polling, 0 dropped"#,
+      count: 1)
+    return config
   }
 
   /// One CPU alone: nothing to call or take offline but itself, then `exit`.
@@ -113,6 +150,14 @@ extension Matrix {
       expect: ["sendstop: stopping every other CPU for good", "leaving QEMU"])
   }
 
+  /// The shell's closing line when the input came by interrupt: every byte typed taken
+  /// by the interrupt handler, none found by the reader's backstop look at the UART, none
+  /// dropped.
+  static let inputByInterrupt = WholeLines(
+    prefix: "shell: input: ",
+    body: #"([1-9]\d*) bytes, \1 taken by [1-9]\d* receive interrupts, 0 found by polling, 0 dropped"#,
+    count: 1)
+
   /// A shell configuration: `-append shell` on a plain PC, every CPU online, ending as its
   /// script's last step says.
   /// - Parameters:
@@ -125,11 +170,19 @@ extension Matrix {
     _ name: String, vcpus: Int, steps: [ShellStep], timeout: Duration
   ) -> BootConfig {
     let script = ShellScript(steps: steps)
+    // A panic leaves without the shell's closing line.
+    let leavingShell = script.outcome != .panic
     return BootConfig(
       name: name, smp: "\(vcpus)", append: "shell", timeout: timeout,
       expectations: Expectations(
         outcome: script.outcome ?? .pass, onlineCPUs: Array(0..<vcpus),
-        mustContain: ["shell: Lockstep shell on CPU 0; type 'help'"]),
+        mustContain: [
+          "shell: Lockstep shell on CPU 0; type 'help'",
+          "shell: input by interrupt: COM1 (ISA IRQ 4) -> I/O APIC GSI 4 -> vector 0x34 on CPU 0",
+        ],
+        // The receive interrupt brought every byte: a shell that only worked through the
+        // reader's backstop (a wrong route, vector or UART setting) fails here.
+        wholeLines: leavingShell ? inputByInterrupt : nil),
       shell: script)
   }
 }

@@ -10,10 +10,12 @@ public enum SerialSink: Equatable, Sendable {
   /// human sees the console as it happens and the harness can still judge it afterwards.
   case console(logPath: String)
   /// A Unix socket QEMU serves at `path` and waits on before it runs the guest
-  /// (`server=on,wait=on`), so nothing printed is lost before the harness connects; the
-  /// console also goes into a log file. `ShellSession` talks to the shell through it.
+  /// (`server=on,wait=on`), so nothing printed is lost before the harness connects.
+  /// `ShellSession` talks to the shell through it and writes the log file itself from
+  /// what it reads: QEMU 7.2's `logfile=` on a socket chardev repeats a byte now and then
+  /// (one whose write to the socket would have blocked), which the socket does not.
   /// `path` must fit `sun_path` (107 bytes and a NUL).
-  case socket(path: String, logPath: String)
+  case socket(path: String)
 }
 
 /// Whether this machine can run KVM guests.
@@ -90,10 +92,10 @@ public struct QEMUCommand: Equatable, Sendable {
         "-chardev", "stdio,id=console,signal=on,logfile=\(optionValue(path))",
         "-serial", "chardev:console",
       ]
-    case .socket(let path, let logPath):
+    case .socket(let path):
       arguments += [
         "-chardev",
-        "socket,id=console,path=\(optionValue(path)),server=on,wait=on,logfile=\(optionValue(logPath))",
+        "socket,id=console,path=\(optionValue(path)),server=on,wait=on",
         "-serial", "chardev:console",
       ]
     }

@@ -33,13 +33,21 @@ public enum ShellSession {
   ///   - arguments: QEMU's arguments for a console socket at the given path.
   ///   - socketPath: Where the socket should be; a path too long for `sun_path` is replaced
   ///     by one in a temporary directory.
+  ///   - logPath: File that receives everything read from the console (created or
+  ///     truncated), to the end of the session.
   ///   - outputPath: File for QEMU's own stdout and stderr.
   ///   - bound: The wall-clock bound of the whole boot.
   /// - Returns: The failures and how QEMU ended.
   public static func run(
     _ script: ShellScript, qemu: String, arguments: (_ socketPath: String) -> [String],
-    socketPath: String, outputPath: String, bound: Duration
+    socketPath: String, logPath: String, outputPath: String, bound: Duration
   ) -> Result {
+    guard FileManager.default.createFile(atPath: logPath, contents: nil),
+      let log = FileHandle(forWritingAtPath: logPath)
+    else {
+      return Result(failures: ["cannot create \(logPath)"], termination: .failedToStart("no log file"))
+    }
+    defer { try? log.close() }
     guard let place = SocketPlace(preferred: socketPath) else {
       return Result(
         failures: ["cannot make a directory for the console socket"],
@@ -56,10 +64,15 @@ public enum ShellSession {
       return Result(failures: [failure], termination: qemuRun.termination())
     }
     defer { close(descriptor) }
-    var conversation = ShellConversation(channel: SocketChannel(descriptor: descriptor))
+    let channel = SocketChannel(descriptor: descriptor, log: log)
+    var conversation = ShellConversation(channel: channel)
     let failures = conversation.run(script) { qemuRun.termination(within: exitBound) }
     // Ends QEMU if the script failed or left it running; does nothing once it has exited.
     qemuRun.stopper.stop()
+    // What the console printed after the script's last wait (a panic report's end), for
+    // the log: until the socket closes behind QEMU, at most `exitBound`.
+    let drainEnd = ContinuousClock.now + exitBound
+    while case .data = channel.receive(before: drainEnd) {}
     return Result(failures: failures, termination: qemuRun.termination())
   }
 
@@ -154,6 +167,8 @@ struct SocketPlace {
 struct SocketChannel: ShellChannel {
   /// The connected socket; the session closes it.
   let descriptor: Int32
+  /// Where every byte read goes as well.
+  let log: FileHandle
 
   func send(_ byte: UInt8) -> Bool {
     var byte = byte
@@ -178,7 +193,11 @@ struct SocketChannel: ShellChannel {
       }
       var buffer = [UInt8](repeating: 0, count: 4096)
       let count = read(descriptor, &buffer, buffer.count)
-      if count > 0 { return .data(Array(buffer[..<count])) }
+      if count > 0 {
+        let data = Array(buffer[..<count])
+        log.write(Data(data))
+        return .data(data)
+      }
       if count < 0 && errno == EINTR { continue }
       // 0: QEMU closed the console (it exits); < 0: the socket broke, which ends it too.
       return .closed
