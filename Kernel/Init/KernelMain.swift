@@ -1,6 +1,6 @@
 /// The boot CPU's way from its first Swift instruction to a running SMP machine.
 ///
-/// The image's entry point (`kmain`, Tests/KernelTests/ImageEntry.swift) calls `start`
+/// The image's entry point (`kmain`, Image/ImageEntry.swift) calls `start`
 /// and hands it `Hooks`: the command-line keys of its own and what to run once every CPU
 /// is up. Init names no test. `start` never returns: it ends the machine through
 /// isa-debug-exit with the status `afterBoot` gives.

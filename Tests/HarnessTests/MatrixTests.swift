@@ -31,7 +31,7 @@ struct MatrixTests {
         "stop-1", "stop-2", "stop-3", "stop-4", "stop-8", "hotplug-2", "hotplug-4", "hotplug-8",
         "stop-torture-2", "stop-torture-4", "stop-torture-8", "stop-4-x2apic-kvm", "trace-8", "soak-4",
       ] + sendStopNames(kvm: false) + sendStopNames(kvm: true)
-        + ["shell-4", "shell-panic-2", "shell-exit-1", "shell-4-kvm"])
+        + ["shell-4", "shell-panic-2", "shell-exit-1", "shell-2-q35", "shell-polled-1", "shell-4-kvm"])
   }
 
   private func sendStopNames(kvm: Bool) -> [String] {

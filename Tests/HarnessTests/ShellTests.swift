@@ -124,7 +124,8 @@ struct ShellTests {
 
   @Test func shellConfigsTypeEveryCommandAndEndByLeavingQEMU() {
     let shell = CheckRun.configurations(matching: "shell")
-    #expect(shell.map(\.name) == ["shell-4", "shell-panic-2", "shell-exit-1", "shell-4-kvm"])
+    #expect(
+      shell.map(\.name) == ["shell-4", "shell-panic-2", "shell-exit-1", "shell-2-q35", "shell-polled-1", "shell-4-kvm"])
     for config in shell {
       #expect(config.append == "shell" && config.shell?.outcome == config.expectations.outcome)
       #expect(config.expectations.onlineCPUs == Array(0..<Int(config.smp)!))
@@ -139,7 +140,11 @@ struct ShellTests {
     #expect(lines.contains { $0.count == 130 } && lines.last == "sendstop")
     #expect(shell[1].expectations.outcome == .panic && shell[1].shell!.steps.last!.line == "panic")
     #expect(shell[2].smp == "1" && shell[2].shell!.steps.last!.line == "exit")
-    #expect(shell[3].requiresKVM && !shell[0].requiresKVM)
+    #expect(shell[3].machine == .q35 && shell[4].qemuArguments == ["-machine", "acpi=off"])
+    #expect(shell[5].requiresKVM && !shell[0].requiresKVM)
+    // Every byte by interrupt, except where there is none to route; a panic has no closing line.
+    #expect(shell.map { $0.expectations.wholeLines?.body.contains("0 taken by 0") }
+      == [false, nil, false, false, true, false])
   }
 
   @Test func shellFailuresAndAStoppedQEMUFailTheJudge() {

@@ -12,8 +12,8 @@ import _Volatile
 /// which Boot/boot.asm maps uncached.
 ///
 /// The kernel routes one line only, the serial console's input (`SerialInput`); every
-/// other entry stays masked, as `setUp` leaves them. Linux: clear_IO_APIC() at set-up,
-/// then ioapic_write_entry() per routed pin.
+/// other entry stays masked, as `setUp` leaves them.
+/// Linux: clear_IO_APIC() at set-up, then ioapic_write_entry() per routed pin.
 enum IOAPIC {
   /// One I/O APIC: its registers and the GSIs its pins stand for.
   private struct Chip {

@@ -72,9 +72,11 @@ func interruptDispatch(_ rawFrame: UnsafeMutableRawPointer) {
     LocalAPIC.endOfInterrupt()
     SMPStop.handleStopVector(frame)  // returns only when no stop is in progress
   case .serialInput:
-    LocalAPIC.endOfInterrupt()
     PerCPU.current.pointee.interruptsTaken.wrappingAdd(1, ordering: .relaxed)
+    // The UART first, then EOI: were the line level-triggered (an override may say so),
+    // an EOI while it is still asserted would deliver it again at once.
     SerialInput.handleInterrupt()  // the reader sleeping until an interrupt wakes below
+    LocalAPIC.endOfInterrupt()
   case .callFunction, .callFunctionSingle:
     // EOI first: a call queued while we run its predecessors raises a new interrupt,
     // which the APIC holds until we return.

@@ -66,7 +66,7 @@ enum SerialInput {
     defer { CPUInstructions.restoreInterrupts(interrupts) }
     owner = X86_64Platform.currentCPU
     while Serial.receive() != nil {}  // whatever was typed before the shell: not a command
-    guard let route else { return opened(.polled("the MADT lists no I/O APIC")) }
+    guard let route else { return opened(.polled("no MADT, so no I/O APIC to route COM1 through")) }
     do throws(IOAPIC.RouteError) {
       try IOAPIC.route(
         gsi: route.gsi, activeLow: route.activeLow, levelTriggered: route.levelTriggered,
@@ -88,7 +88,7 @@ enum SerialInput {
   }
 
   /// The receive interrupt: moves what the UART holds into the buffer. Interrupt
-  /// context on the owner, after EOI; the dispatcher then wakes the sleeping reader.
+  /// context on the owner, before EOI; the dispatcher then wakes the sleeping reader.
   static func handleInterrupt() {
     interrupts.wrappingAdd(1, ordering: .relaxed)
     bytesByInterrupt.wrappingAdd(drainUART(), ordering: .relaxed)
