@@ -13,8 +13,8 @@ enum ShellCommands {
     case .cpus: cpus()
     case .call(let cpu): call(cpu)
     case .stop: _ = StopDemo.stopMachineTable()
-    case .offline(let cpu): offline(cpu)
-    case .online(let cpu): online(cpu)
+    case .offline(let cpu): hotplug(cpu, offline: true)
+    case .online(let cpu): hotplug(cpu, offline: false)
     case .bench: ShellBench.run()
     case .torture(let seconds): torture(seconds: seconds)
     case .sendstop: return sendStop()
@@ -95,26 +95,21 @@ enum ShellCommands {
       X86_64Platform.currentCPU.rawValue, ordering: .releasing)
   }
 
-  private static func offline(_ cpu: CPUIndex) {
+  /// `cpu_down` (`offline`) or `cpu_up`, timed, with the kernel's refusal if it refused.
+  private static func hotplug(_ cpu: CPUIndex, offline: Bool) {
     let start = Clock.nanoseconds()
     do throws(HotplugError) {
-      try Hotplug.cpuDown(cpu)
+      if offline { try Hotplug.cpuDown(cpu) } else { try Hotplug.cpuUp(cpu) }
     } catch {
       log("error: \(line: describe(error))")
       return
     }
-    log("offline: CPU \(cpu) is offline (\(name(of: CPUs.state(of: cpu)))) after \(line: millis(Clock.nanoseconds() - start)) ms")
-  }
-
-  private static func online(_ cpu: CPUIndex) {
-    let start = Clock.nanoseconds()
-    do throws(HotplugError) {
-      try Hotplug.cpuUp(cpu)
-    } catch {
-      log("error: \(line: describe(error))")
-      return
+    let took = millis(Clock.nanoseconds() - start)
+    if offline {
+      log("offline: CPU \(cpu) is offline (\(name(of: CPUs.state(of: cpu)))) after \(line: took) ms")
+    } else {
+      log("online: CPU \(cpu) is online after \(line: took) ms")
     }
-    log("online: CPU \(cpu) is online after \(line: millis(Clock.nanoseconds() - start)) ms")
   }
 
   /// The cross-call torture (`TortureSuite`'s workers, two threads on every online CPU)
