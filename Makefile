@@ -58,7 +58,7 @@ help:
 	@echo "make check      host tests (swift test, and SMP under TSan), models, 5 s of each fuzz target,"
 	@echo "                kernel build, the GRUB image (make iso), QEMU harness matrix, gdb check"
 	@echo "make verify     model-check the SMP protocols with Spin (models/; VERIFY_CPUS=4 for bigger runs)"
-	@echo "make fuzz       libFuzzer on the ACPI, boot-parameter and KTAP parsers, 60 s each (FUZZ_SECONDS=N)"
+	@echo "make fuzz       libFuzzer on the ACPI, boot-parameter, shell-line and KTAP parsers, 60 s each (FUZZ_SECONDS=N)"
 	@echo "make bench      bring-up and cache-line figures, VCPUS=$(VCPUS), BOOTS=$(BOOTS)"
 	@echo "make plots      SVG plots of $(BUILD)/bench.json in docs/plots/ (gnuplot; not part of check)"
 	@echo "make trace      one stop_machine on 8 vCPUs as a Chrome/Perfetto trace: $(BUILD)/stop-trace.json"

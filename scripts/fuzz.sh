@@ -33,13 +33,15 @@ ACPI_SOURCES="Kernel/Core/ACPI.swift Kernel/Core/SDTHeader.swift Kernel/Core/RSD
   Fuzz/Common/Require.swift Fuzz/ACPI/*.swift"
 BOOT_PARAMS_SOURCES="Kernel/Core/BootParameters.swift Kernel/Core/BootParameterKey.swift
   Kernel/Core/CPU.swift Fuzz/Common/Require.swift Fuzz/BootParameters/*.swift"
+SHELL_SOURCES="Kernel/Core/ShellLineEditor.swift Kernel/Core/ShellCommand.swift
+  Kernel/Core/LogLine.swift Kernel/Core/CPU.swift Fuzz/Common/Require.swift Fuzz/Shell/*.swift"
 KTAP_SOURCES="Tests/Harness/Kit/SerialLog.swift Tests/Harness/Kit/KTAP.swift
   Tests/Harness/Kit/KTAPParser.swift Tests/Harness/Kit/TextCursor.swift
   Fuzz/Common/Require.swift Fuzz/KTAP/*.swift"
 
 # target | executable it runs (the five ACPI targets share one, see Fuzz/ACPI/main.swift) |
 # -max_len, sized to what the parser is given: a 36-byte RSDP window, tables of a few entries,
-# a memory image holding several tables, a command line, a boot log.
+# a memory image holding several tables, a command line, typed shell lines, a boot log.
 TARGETS="
 acpi_rsdp   acpi          64
 acpi_sdt    acpi        1024
@@ -47,6 +49,7 @@ acpi_madt   acpi        1024
 acpi_fadt   acpi         512
 acpi_chain  acpi        4096
 boot_params boot_params  512
+shell_line  shell        512
 ktap        ktap        4096
 "
 

@@ -22,6 +22,17 @@ func checkMADT(_ bytes: UnsafeRawBufferPointer) {
     let length = Int(bytes.acpiUInt32(at: 4))
     require(length >= MADT.entriesOffset && length <= bytes.count, "length within the bytes")
     require(madt.processors == walk(bytes.prefix(bytes: length)), "processors differ from a walk")
+    let controllers = countControllers(bytes.prefix(bytes: length))
+    require(madt.ioAPICs.count == controllers.ioAPICs, "I/O APICs differ from a walk")
+    require(madt.overrides.count == controllers.isaOverrides, "ISA overrides differ from a walk")
+    for irq: UInt8 in 0..<16 {
+      let route = madt.route(isaIRQ: irq)
+      if let first = madt.overrides.first(where: { $0.source == irq }) {
+        require(route.gsi == first.gsi, "IRQ \(irq) not routed by its first override")
+      } else {
+        require(route == (UInt32(irq), false, false), "IRQ \(irq) without an override not identity-mapped")
+      }
+    }
     let exact = outcome { () throws(ACPIError) in try MADT.parse(bytes.prefix(bytes: length)) }
     require(exact == parsed, "bytes past the length changed the MADT")
   case .failure(.badEntry(let offset)):
@@ -30,6 +41,25 @@ func checkMADT(_ bytes: UnsafeRawBufferPointer) {
   case .failure:
     break
   }
+}
+
+/// The I/O APIC entries (type 1, at least 12 bytes) and ISA interrupt source overrides
+/// (type 2 with bus 0, at least 10 bytes) of a table the parser accepted.
+func countControllers(_ table: UnsafeRawBufferPointer) -> (ioAPICs: Int, isaOverrides: Int) {
+  var counts = (ioAPICs: 0, isaOverrides: 0)
+  var offset = MADT.entriesOffset
+  while offset + 2 <= table.count && table[offset + 1] >= 2 {
+    let length = Int(table[offset + 1])
+    if table[offset] == 1 {
+      require(length >= 12, "an I/O APIC entry of \(length) bytes accepted")
+      counts.ioAPICs += 1
+    } else if table[offset] == 2 {
+      require(length >= 10, "an override entry of \(length) bytes accepted")
+      if table[offset + 2] == 0 { counts.isaOverrides += 1 }
+    }
+    offset += length
+  }
+  return counts
 }
 
 /// The processors of a table the parser accepted, found by a second walk that requires

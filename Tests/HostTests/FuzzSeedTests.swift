@@ -34,7 +34,19 @@ enum FuzzSeeds {
         "chain-xsdt": memoryImage(xsdt: true),
       ],
       "boot_params": commandLines(),
+      "shell_line": shellSessions(),
     ]
+  }
+
+  /// What the shell_line target is typed: a first byte choosing the CPU count (N + 1), then
+  /// the bytes of a session like the harness's `shell-4` script (ShellTests.swift's lines).
+  static func shellSessions() -> [String: [UInt8]] {
+    let typed: [String: String] = [
+      "shell-commands": "help\rcpus\r  call \t 1  \rcall 9\roffline 1\ronline 1\rstop\rtorture 2\rbench\r",
+      "shell-malformed": "call x\rcall -1\rcall 99999999999999999999\rtorture 0\rcall 1 2\rfrob\r\r",
+      "shell-editing": "cpuz\u{7f}s\r\n\u{1b}[Acp\u{e9}us\roffline 1\u{3}exit\r",
+    ]
+    return typed.mapValues { [3] + Array($0.utf8) }
   }
 
   /// An MADT mixing local APIC and x2APIC entries, broadcast IDs among them.
