@@ -47,15 +47,15 @@ enum ShellCommands {
       let cpu = CPUIndex(index)
       let block = PerCPU.block(cpu)
       var line = LogLine()
-      pad(&line, "\(index)", 3)
-      pad(&line, "\(UInt64(CPUs.apicID(of: cpu).rawValue))", 6)
+      StopDemo.append(&line, "\(index)", width: 3)
+      StopDemo.append(&line, "\(UInt64(CPUs.apicID(of: cpu).rawValue))", width: 6)
       line.append("  ")
       let state = name(of: CPUs.state(of: cpu))
       line.append(state)
       state.withUTF8Buffer { for _ in $0.count..<10 { line.append(" ") } }
       line.append(block.pointee.active.load(ordering: .acquiring) ? "yes     " : "no      ")
       line.append(stoppers.isParked(cpu) ? "parked " : stoppers.isEnabled(cpu) ? "ready  " : "off    ")
-      pad(&line, "\(block.pointee.interruptsTaken.load(ordering: .relaxed))", 12)
+      StopDemo.append(&line, "\(block.pointee.interruptsTaken.load(ordering: .relaxed))", width: 12)
       if cpu == X86_64Platform.currentCPU { line.append("  (the shell)") }
       log(line)
     }
@@ -193,11 +193,5 @@ enum ShellCommands {
   /// `nanoseconds` in milliseconds with one decimal.
   static func millis(_ nanoseconds: UInt64) -> LogLine {
     "\(nanoseconds / 1_000_000).\(nanoseconds % 1_000_000 / 100_000)"
-  }
-
-  /// Appends `text` right-aligned in `width` characters.
-  static func pad(_ line: inout LogLine, _ text: LogLine, _ width: Int) {
-    for _ in text.count..<max(width, text.count) { line.append(" ") }
-    text.withBytes { line.append(bytes: $0) }
   }
 }

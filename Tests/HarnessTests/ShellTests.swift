@@ -64,9 +64,22 @@ struct ShellTests {
       ])
   }
 
+  @Test func aResultTheKernelFoundWrongFailsTheStep() {
+    let failures = converse(
+      [.answer("call 1", "call: "), .answer("torture 2", "torture: ")],
+      replies: [
+        ["call: WRONG: the function for CPU 1 ran on CPU 2\n", "lockstep> "],
+        ["torture: 10 calls issued, 9 run, 1 errors\n", "torture: FAILED (seed 7)\n", "lockstep> "],
+      ])
+    #expect(
+      failures == [
+        "step 1 'call 1': answer contains 'WRONG'", "step 2 'torture 2': answer contains 'FAILED'",
+      ])
+  }
+
   @Test func exitStepChecksTheStatus() {
     let panic = ShellStep.leaving("panic", .panic, expect: ["PANIC"])
-    #expect(panic.forbidden.isEmpty)
+    #expect(panic.forbidden == ShellStep.kernelVerdicts)  // PANIC is what it expects
     #expect(
       converse([panic], replies: [["PANIC: end of report\n"]], closesAtEnd: true, ended: .exited(37)) == [])
     #expect(
@@ -107,8 +120,9 @@ struct ShellTests {
     let long = ShellStep(String(repeating: "x", count: 130))
     #expect(long.name == "xxxxxxxxxxxxxxxxxxxx... (130 characters)")
     #expect(ShellStep("").name == "(empty line)")
-    #expect(ShellStep("help").forbidden == ["PANIC"])
-    #expect(ShellStep.answer("help").forbidden == ["error: ", "PANIC"])
+    #expect(ShellStep("help").forbidden == ["WRONG", "FAILED", "PANIC"])
+    #expect(ShellStep.answer("help").forbidden == ["error: ", "WRONG", "FAILED", "PANIC"])
+    #expect(ShellStep.leaving("panic", .panic, expect: []).forbidden == ["WRONG", "FAILED"])
     #expect(ShellStep.error("call", "error: call needs a CPU number").expected.first == "error: ")
   }
 

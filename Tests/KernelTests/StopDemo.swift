@@ -80,7 +80,7 @@ enum StopDemo {
   }
 
   /// Appends `text` right-aligned in `width` characters.
-  private static func append(_ line: inout LogLine, _ text: LogLine, width: Int) {
+  static func append(_ line: inout LogLine, _ text: LogLine, width: Int) {
     for _ in text.count..<max(width, text.count) { line.append(" ") }
     line = "\(line: line)\(line: text)"
   }

@@ -17,9 +17,14 @@ public struct ShellStep: Equatable, Sendable {
   public var line: String
   /// Substrings the answer must each contain.
   public var expected: [String]
-  /// Substrings the answer must not contain; `PANIC` among them unless the step ends in a
-  /// panic.
+  /// Substrings the answer must not contain: `kernelVerdicts` always, and `PANIC` unless
+  /// the step ends in a panic.
   public var forbidden: [String]
+
+  /// How the kernel marks a result it checked and found wrong: a call that ran on the
+  /// wrong CPU, a stop whose states came out of order (`WRONG`), a torture with errors
+  /// (`FAILED`). No step may show one.
+  public static let kernelVerdicts = ["WRONG", "FAILED"]
   /// How long typing the line and waiting for its ending may take.
   public var bound: Duration
   /// How the step ends.
@@ -32,7 +37,8 @@ public struct ShellStep: Equatable, Sendable {
   /// - Parameters:
   ///   - line: What to type, without the carriage return.
   ///   - expect: Substrings the answer must contain.
-  ///   - reject: Substrings it must not contain (`PANIC` is added unless `ending` is a panic).
+  ///   - reject: Substrings it must not contain (`kernelVerdicts` are added, and `PANIC`
+  ///     unless `ending` is a panic).
   ///   - bound: How long the step may take.
   ///   - ending: How it ends.
   public init(
@@ -41,7 +47,7 @@ public struct ShellStep: Equatable, Sendable {
   ) {
     self.line = line
     self.expected = expect
-    self.forbidden = reject + (ending == .exit(.panic) ? [] : ["PANIC"])
+    self.forbidden = reject + ShellStep.kernelVerdicts + (ending == .exit(.panic) ? [] : ["PANIC"])
     self.bound = bound
     self.ending = ending
   }
